@@ -1,0 +1,18 @@
+"""mmpading: PADing zero-shot segmentation for mmdet 3.x / mmseg 1.x.
+
+Importing the package registers every component in the mmdet and mmseg
+registries (see :mod:`mmpading.registry`) and applies the torch
+compatibility fixes of :mod:`mmpading.utils.compat`.
+"""
+from .utils import apply_torch_load_compat
+from .version import __version__, version_info
+
+apply_torch_load_compat()
+
+# Imported for their side effect: registering components.
+from . import datasets, evaluation, models, registry  # noqa: E402
+
+__all__ = [
+    '__version__', 'version_info', 'registry', 'datasets', 'evaluation',
+    'models'
+]
