@@ -1,0 +1,3 @@
+from .ignore_unseen_classes import IgnoreUnseenClasses
+
+__all__ = ['IgnoreUnseenClasses']

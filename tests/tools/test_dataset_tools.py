@@ -1,0 +1,147 @@
+"""The zero-shot data tools: leakage checker, seen-only converter, toy CLI."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mmpading.datasets.splits import get_split
+from mmpading.datasets.toy_generator import generate_toy_dataset
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TOOLS = REPO_ROOT / 'tools'
+
+
+def _load_tool(relative: str):
+    path = TOOLS / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(relative: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [str(REPO_ROOT), env.get('PYTHONPATH', '')])
+    return subprocess.run([sys.executable, str(TOOLS / relative), *args],
+                          capture_output=True, text=True, env=env,
+                          cwd=REPO_ROOT, timeout=120)
+
+
+@pytest.fixture(scope='module')
+def toy_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp('toy_tools')
+    generate_toy_dataset(str(root), seed=1, num_train=12, num_val=4,
+                         image_size=48, train_unseen_fraction=0.5)
+    return root
+
+
+def _unseen_images(content: dict) -> set[int]:
+    unseen = set(get_split('toy').unseen)
+    unseen_ids = {c['id'] for c in content['categories']
+                  if c['name'] in unseen}
+    if 'segments_info' in content['annotations'][0]:
+        return {a['image_id'] for a in content['annotations']
+                if any(s['category_id'] in unseen_ids
+                       for s in a['segments_info'])}
+    return {a['image_id'] for a in content['annotations']
+            if a['category_id'] in unseen_ids}
+
+
+@pytest.mark.parametrize('kind', ['panoptic', 'instances'])
+def test_prepare_writes_seen_only_files(toy_root, tmp_path, kind, capsys):
+    source = toy_root / 'annotations' / f'{kind}_train.json'
+    original = json.loads(source.read_text())
+    dropped = _unseen_images(original)
+    assert 0 < len(dropped) < len(original['images'])
+    out = tmp_path / f'{kind}_seen.json'
+    tool = _load_tool('dataset_converters/prepare_zero_shot_coco.py')
+    assert tool.main([str(source), '--split', 'toy', '--out', str(out)]) == 0
+    printed = capsys.readouterr().out
+    expected_images = len(original['images']) - len(dropped)
+    assert f'{len(original["images"])} -> {expected_images}' in printed
+    result = json.loads(out.read_text())
+    assert {i['id'] for i in result['images']} == {
+        i['id'] for i in original['images']} - dropped
+    assert result['categories'] == original['categories']
+    assert not _unseen_images(result)
+
+
+def test_prepare_ignore_mode_keeps_images(toy_root, tmp_path):
+    source = toy_root / 'annotations' / 'panoptic_train.json'
+    out = tmp_path / 'ignore.json'
+    tool = _load_tool('dataset_converters/prepare_zero_shot_coco.py')
+    assert tool.main([str(source), '--split', str(toy_root / 'split.json'),
+                      '--mode', 'ignore_unseen', '--out', str(out)]) == 0
+    original = json.loads(source.read_text())
+    result = json.loads(out.read_text())
+    assert len(result['images']) == len(original['images'])
+    assert not _unseen_images(result)
+
+
+def test_prepare_label_map_folder(toy_root, tmp_path):
+    import numpy as np
+    from PIL import Image
+    metainfo = json.loads((toy_root / 'metainfo.json').read_text())
+    unseen = get_split('toy').unseen_ids(metainfo['classes'])
+    folder = toy_root / 'annotations' / 'semantic_train'
+    expected = sorted(p.stem for p in folder.glob('*.png')
+                      if not np.isin(np.asarray(Image.open(p)), unseen).any())
+    out = tmp_path / 'seen.txt'
+    tool = _load_tool('dataset_converters/prepare_zero_shot_coco.py')
+    assert tool.main([str(folder), '--split', 'toy', '--seg-map-suffix',
+                      '.png', '--metainfo', str(toy_root / 'metainfo.json'),
+                      '--out', str(out)]) == 0
+    assert out.read_text().split() == expected
+
+
+def test_leakage_checker_passes_clean_and_catches_planted(toy_root,
+                                                          tmp_path):
+    tool = _load_tool('dataset_converters/prepare_zero_shot_coco.py')
+    clean = tmp_path / 'clean.json'
+    assert tool.main([str(toy_root / 'annotations' / 'instances_train.json'),
+                      '--split', 'toy', '--out', str(clean)]) == 0
+    content = json.loads(clean.read_text())
+    result = _run('misc/check_leakage.py', str(clean), '--split', 'toy')
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'OK' in result.stdout
+
+    # Plant one unseen object in one image of the clean file.
+    unseen_name = get_split('toy').unseen[0]
+    unseen_id = next(c['id'] for c in content['categories']
+                     if c['name'] == unseen_name)
+    victim = content['images'][-1]['id']
+    planted = dict(content['annotations'][0], id=10**6, image_id=victim,
+                   category_id=unseen_id)
+    content['annotations'].append(planted)
+    leaky = tmp_path / 'leaky.json'
+    leaky.write_text(json.dumps(content))
+    result = _run('misc/check_leakage.py', str(leaky), '--split', 'toy')
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f'image {victim} ' in result.stdout
+    assert unseen_name in result.stdout
+    assert result.stdout.count('  image ') == 1
+
+
+def test_leakage_checker_rejects_a_misspelt_split(toy_root):
+    tool = _load_tool('misc/check_leakage.py')
+    source = toy_root / 'annotations' / 'panoptic_train.json'
+    assert tool.main([str(source), '--split', 'toyy']) == 2
+
+
+def test_make_toy_dataset_cli(tmp_path, capsys):
+    tool = _load_tool('dataset_converters/make_toy_dataset.py')
+    out = tmp_path / 'toy'
+    assert tool.main(['--out-dir', str(out), '--num-train', '2',
+                      '--num-val', '1', '--size', '40x48', '--preview', '1',
+                      '--quiet']) == 0
+    assert len(list((out / 'preview').glob('*.png'))) == 2
+    image = json.loads((out / 'annotations/panoptic_val.json').read_text())
+    assert (image['images'][0]['height'], image['images'][0]['width']) == (
+        40, 48)
+    assert tool.main(['--out-dir', str(out), '--unseen', 'pink circle']) == 2
+    assert 'pink circle' in capsys.readouterr().err
