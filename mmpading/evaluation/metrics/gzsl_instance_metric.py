@@ -1,0 +1,284 @@
+"""Generalized zero-shot instance segmentation / detection: mAP@0.5 and
+Recall@100 seen, unseen, HM."""
+from __future__ import annotations
+
+import os.path as osp
+import tempfile
+from collections.abc import Sequence
+
+import numpy as np
+from mmdet.datasets.api_wrappers import COCO, COCOeval
+from mmdet.evaluation import CocoMetric
+from mmengine.fileio import load
+from mmengine.logging import MMLogger, print_log
+
+from mmpading.datasets.splits import ZeroShotSplit
+from mmpading.registry import METRICS
+
+from .gzsl_utils import (
+    ClassGroups,
+    SeenUnseenSpec,
+    category_ids_in_class_order,
+    classes_without_gt,
+    describe_classes_without_gt,
+    flatten_summary,
+    format_classwise_table,
+    format_summary_table,
+    resolve_class_groups,
+    summarize_groups,
+)
+
+IOU_TYPES = ('segm', 'bbox')
+
+
+@METRICS.register_module()
+class GZSLInstanceMetric(CocoMetric):
+    """mAP and recall of the generalized zero-shot instance protocol (ZSI /
+    ZSD).
+
+    For each IoU type (``'segm'`` masks, ``'bbox'`` boxes) pycocotools'
+    COCOeval runs at IoU 0.5 with at most 100 detections per image, over
+    every class. Per class (area range 'all'):
+
+    - ``mAP50`` = mean of ``eval['precision'][0, :, k, 0, -1]`` (COCO's
+      101-point interpolated precision at IoU 0.5);
+    - ``R100`` = ``eval['recall'][0, k, 0, -1]`` (recall with 100
+      detections per image at IoU 0.5).
+
+    Both are averaged over the seen and the unseen classes, and the harmonic
+    mean is taken. COCOeval marks a class without (non-crowd) ground truth in
+    the evaluated images with -1: such a class is left out of every mean and
+    listed in the log and in :attr:`classes_without_gt`, with its number of
+    detections. A mean without any class left is NaN.
+
+    The evaluated images are the images that went through :meth:`process`
+    (upstream scores every image of ``ann_file``, counting unprocessed ones
+    as misses).
+
+    Returned keys (in percent; mmengine prefixes them with
+    ``gzsl_instance/``), for each IoU type ``t`` in ``metric``:
+    ``t_mAP50_seen, t_mAP50_unseen, t_mAP50_hm, t_mAP50`` (all classes),
+    ``t_R100_seen, t_R100_unseen, t_R100_hm, t_R100``; with
+    ``classwise=True`` also ``t_mAP50/<class>`` and ``t_R100/<class>`` for
+    every class with ground truth.
+
+    Inputs are mmdet's data samples: ``pred_instances`` with ``bboxes``
+    (x1, y1, x2, y2), ``scores``, ``labels`` and, for ``'segm'``, ``masks``;
+    ``img_id`` and ``ori_shape``. Ground truth comes from ``ann_file`` or,
+    without it, from the samples' ``instances`` (upstream behaviour).
+
+    Args:
+        zero_shot_split (str | dict | ZeroShotSplit, optional): Split name
+            (e.g. ``'zsi_48_17'``), split JSON file or
+            ``dict(seen=[...], unseen=[...])``.
+        unseen_classes (Sequence[str], optional): Unseen class names, every
+            other class is seen. Give this or ``zero_shot_split``.
+        ann_file (str, optional): COCO instance annotation file.
+        metric (str | Sequence[str]): ``'segm'``, ``'bbox'`` or both.
+            Defaults to both.
+        classwise (bool): Also log and return per-class scores.
+        format_only (bool): Only write the results JSON (upstream).
+        outfile_prefix (str, optional): Prefix of the result JSON files;
+            a temporary folder otherwise.
+        backend_args (dict, optional): File backend arguments.
+        collect_device (str): 'cpu' or 'gpu'.
+        prefix (str, optional): Key prefix; defaults to ``gzsl_instance``.
+        sort_categories (bool): Sort the annotation file's categories by id
+            (upstream option, for Objects365).
+    """
+
+    default_prefix: str | None = 'gzsl_instance'
+    iou_threshold = 0.5
+    max_detections = 100
+
+    def __init__(self,
+                 zero_shot_split: str | dict | ZeroShotSplit | None = None,
+                 unseen_classes: Sequence[str] | None = None,
+                 ann_file: str | None = None,
+                 metric: str | Sequence[str] = IOU_TYPES,
+                 classwise: bool = False,
+                 format_only: bool = False,
+                 outfile_prefix: str | None = None,
+                 backend_args: dict | None = None,
+                 collect_device: str = 'cpu',
+                 prefix: str | None = None,
+                 sort_categories: bool = False) -> None:
+        iou_types = [metric] if isinstance(metric, str) else list(metric)
+        unsupported = [name for name in iou_types if name not in IOU_TYPES]
+        if unsupported or not iou_types:
+            raise ValueError(
+                f'{type(self).__name__}: `metric` is \'segm\', \'bbox\' or '
+                f'a list of both, got {metric!r}.')
+        self.seen_unseen = SeenUnseenSpec(zero_shot_split, unseen_classes,
+                                          owner=type(self).__name__)
+        super().__init__(
+            ann_file=ann_file,
+            metric=iou_types,
+            classwise=classwise,
+            proposal_nums=(self.max_detections, ),
+            iou_thrs=[self.iou_threshold],
+            format_only=format_only,
+            outfile_prefix=outfile_prefix,
+            backend_args=backend_args,
+            collect_device=collect_device,
+            prefix=prefix,
+            sort_categories=sort_categories)
+        self.classes_without_gt: dict[str, list[str]] = {}
+
+    def class_groups(self) -> ClassGroups:
+        """Seen / unseen class indices of the data set being evaluated."""
+        return resolve_class_groups(self.seen_unseen, self.dataset_meta)
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """Store one batch of predictions (and ground truth without
+        ``ann_file``), as upstream does."""
+        # A wrong split fails on the first batch, not after the whole set.
+        self.class_groups()
+        if 'segm' in self.metrics:
+            for data_sample in data_samples:
+                if 'masks' not in data_sample['pred_instances']:
+                    raise ValueError(
+                        f"{type(self).__name__}: metric 'segm' needs "
+                        'pred_instances.masks, which the predictions of '
+                        f"image {data_sample.get('img_id')} lack; evaluate "
+                        "boxes only with metric='bbox'.")
+        super().process(data_batch, data_samples)
+
+    def _evaluate(self, coco_gt: COCO, result_file: str, iou_type: str,
+                  img_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Run COCOeval at IoU 0.5 / 100 detections.
+
+        Returns:
+            tuple[np.ndarray, np.ndarray]: Per class (``self.cat_ids``
+            order) AP and recall as fractions; -1 for a class without
+            ground truth.
+        """
+        predictions = load(result_file)
+        if iou_type == 'segm':
+            # As upstream: with a box present, COCO takes the box area for
+            # the mask's area range.
+            for prediction in predictions:
+                prediction.pop('bbox', None)
+        if predictions:
+            coco_dt = coco_gt.loadRes(predictions)
+        else:
+            # loadRes cannot take an empty list; no detection is valid.
+            coco_dt = COCO()
+            coco_dt.dataset = dict(images=coco_gt.dataset['images'],
+                                   categories=coco_gt.dataset['categories'],
+                                   annotations=[])
+            coco_dt.createIndex()
+        coco_eval = COCOeval(coco_gt, coco_dt, iou_type)
+        params = coco_eval.params
+        params.catIds = self.cat_ids
+        params.imgIds = img_ids
+        params.iouThrs = np.array([self.iou_threshold])
+        params.maxDets = [self.max_detections]
+        params.areaRng = params.areaRng[:1]
+        params.areaRngLbl = params.areaRngLbl[:1]
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        # precision: (iou, recall point, class, area, max dets)
+        precision = coco_eval.eval['precision'][0, :, :, 0, -1]
+        recall = coco_eval.eval['recall'][0, :, 0, -1]
+        has_gt = recall > -1
+        average_precision = np.where(has_gt, precision.mean(axis=0), -1.0)
+        return average_precision, recall
+
+    @staticmethod
+    def _pad_to_all_classes(scores: tuple[np.ndarray, np.ndarray],
+                            num_classes: int
+                            ) -> tuple[np.ndarray, np.ndarray]:
+        """Give classes absent from ``ann_file`` the no-ground-truth -1."""
+        return tuple(
+            np.concatenate([values, np.full(num_classes - len(values), -1.0)])
+            for values in scores)
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        """Run COCOeval per IoU type and summarise it per group.
+
+        Args:
+            results (list): ``(gt, prediction)`` pairs from :meth:`process`.
+
+        Returns:
+            dict[str, float]: Flat metric keys (see the class docstring).
+        """
+        if self.format_only:
+            return super().compute_metrics(results)
+        logger: MMLogger = MMLogger.get_current_instance()
+        groups = self.class_groups()
+        gts, preds = zip(*results)
+
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            outfile_prefix = self.outfile_prefix or osp.join(
+                tmp_dir, 'results')
+            if self._coco_api is None:
+                # Ground truth of this run only, not cached: a later
+                # evaluation may see other images.
+                coco_gt = COCO(self.gt_to_coco_json(gts, outfile_prefix))
+            else:
+                coco_gt = self._coco_api
+            # A panoptic data set lists stuff classes after the things;
+            # they have no instances and are not evaluated here.
+            self.cat_ids = category_ids_in_class_order(
+                coco_gt, self.dataset_meta['classes'], type(self).__name__,
+                trailing_missing_ok=True)
+            not_evaluated = list(groups.class_names[len(self.cat_ids):])
+            img_ids = sorted({gt['img_id'] for gt in gts})
+            unknown = [i for i in img_ids if i not in coco_gt.imgs]
+            if unknown:
+                raise ValueError(
+                    f'{type(self).__name__}: images {unknown[:5]} are not in '
+                    'ann_file; use the annotation file of the evaluated '
+                    'data set.')
+            result_files = self.results2json(preds, outfile_prefix)
+            scores = {
+                iou_type: self._pad_to_all_classes(
+                    self._evaluate(coco_gt, result_files[iou_type], iou_type,
+                                   img_ids), len(groups.class_names))
+                for iou_type in self.metrics
+            }
+
+        detections = np.bincount(
+            np.concatenate([pred['labels'] for pred in preds]).astype(int),
+            minlength=len(groups.class_names))
+        metrics = {}
+        for iou_type, (average_precision, recall) in scores.items():
+            has_gt = recall > -1
+            per_class = {
+                f'{iou_type}_mAP50': 100 * average_precision,
+                f'{iou_type}_R100': 100 * recall,
+            }
+            summary, counts = summarize_groups(per_class, has_gt, groups)
+            self.classes_without_gt = {
+                group: [name for name in names if name not in not_evaluated]
+                for group, names in classes_without_gt(has_gt,
+                                                       groups).items()
+            }
+            notes = {
+                groups.class_names[i]: f'{detections[i]} detection(s)'
+                for i in range(len(groups.class_names))
+                if detections[i] and not has_gt[i]
+            }
+            print_log(
+                f'GZSL {iou_type} results at IoU {self.iou_threshold}, '
+                f'{self.max_detections} detections per image (split '
+                f'{groups.split_name!r}):\n' +
+                format_summary_table(summary, counts, list(per_class)) +
+                '\n' +
+                describe_classes_without_gt(self.classes_without_gt, notes) +
+                (f'\nNot instance classes of ann_file, not evaluated: '
+                 f'{", ".join(not_evaluated)}' if not_evaluated else ''),
+                logger=logger)
+            metrics.update(flatten_summary(summary))
+            if self.classwise:
+                print_log(
+                    f'GZSL {iou_type} results per class:\n' +
+                    format_classwise_table(per_class, has_gt, groups),
+                    logger=logger)
+                for index, class_name in enumerate(groups.class_names):
+                    if has_gt[index]:
+                        for name, values in per_class.items():
+                            metrics[f'{name}/{class_name}'] = float(
+                                values[index])
+        return metrics

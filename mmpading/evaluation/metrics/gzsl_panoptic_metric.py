@@ -1,0 +1,234 @@
+"""Generalized zero-shot panoptic quality: PQ / SQ / RQ seen, unseen, HM."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from mmdet.evaluation import CocoPanopticMetric
+from mmengine.logging import MMLogger, print_log
+from panopticapi.evaluation import PQStat
+
+from mmpading.datasets.splits import ZeroShotSplit
+from mmpading.registry import METRICS
+
+from .gzsl_utils import (
+    ALL,
+    HM,
+    ROW_TITLES,
+    SEEN,
+    UNSEEN,
+    ClassGroups,
+    SeenUnseenSpec,
+    category_ids_in_class_order,
+    classes_without_gt,
+    describe_classes_without_gt,
+    flatten_summary,
+    format_classwise_table,
+    format_summary_table,
+    resolve_class_groups,
+    summarize_groups,
+)
+
+PQ_NAMES = ('PQ', 'SQ', 'RQ')
+THINGS, STUFF = 'things', 'stuff'
+KEY_SUFFIXES = {
+    SEEN: '_seen',
+    UNSEEN: '_unseen',
+    HM: '_hm',
+    ALL: '',
+    THINGS: '_th',
+    STUFF: '_st',
+}
+
+
+@METRICS.register_module()
+class GZSLPanopticMetric(CocoPanopticMetric):
+    """Panoptic quality of the generalized zero-shot protocol.
+
+    The matching of predicted and ground-truth segments and the per-class
+    TP / FP / FN / IoU counts are mmdet's :class:`CocoPanopticMetric` (on
+    panopticapi's :class:`PQStat`); per-class PQ / SQ / RQ come from
+    ``PQStat.pq_average``. This class then averages them over the seen and
+    the unseen classes and takes the harmonic mean.
+
+    A class counts in a mean only if the evaluated images hold at least one
+    (non-crowd) ground-truth segment of it (``tp + fn > 0``). A class with no
+    ground truth but with predicted segments has only false positives;
+    panopticapi would score it 0 and average it in, here it is left out of
+    every mean (seen / unseen / all / things / stuff) and listed in the log
+    and in :attr:`classes_without_gt`, with its number of false positives.
+    A mean without any class left is NaN.
+
+    Returned keys (in percent; mmengine prefixes them with
+    ``gzsl_panoptic/``): ``PQ_seen, SQ_seen, RQ_seen, PQ_unseen, ...,
+    PQ_hm, SQ_hm, RQ_hm``, all classes ``PQ, SQ, RQ``, things ``PQ_th, SQ_th,
+    RQ_th``, stuff ``PQ_st, SQ_st, RQ_st``; with ``classwise=True`` also
+    ``PQ/<class>``, ``SQ/<class>``, ``RQ/<class>`` for every class with
+    ground truth.
+
+    Inputs are mmdet's panoptic data samples: ``pred_panoptic_seg.sem_seg``
+    (1, H, W) with ``id = label + instance * INSTANCE_OFFSET`` and
+    ``len(classes)`` for VOID, ``img_id``, ``img_path``, ``ori_shape``; the
+    ground truth is read from ``ann_file`` and ``seg_prefix`` (or, without
+    ``ann_file``, from the samples' ``segments_info`` and the PNGs in
+    ``seg_prefix``), exactly as upstream.
+
+    Args:
+        zero_shot_split (str | dict | ZeroShotSplit, optional): Split name
+            (e.g. ``'zsp_coco'``), split JSON file or
+            ``dict(seen=[...], unseen=[...])``.
+        unseen_classes (Sequence[str], optional): Unseen class names, every
+            other class is seen. Give this or ``zero_shot_split``.
+        ann_file (str, optional): COCO panoptic annotation file.
+        seg_prefix (str, optional): Folder of the ground-truth panoptic PNGs.
+            Required unless ``format_only``.
+        classwise (bool): Also log and return per-class PQ / SQ / RQ.
+        format_only (bool): Only write the results (upstream behaviour).
+        outfile_prefix (str, optional): Where the predicted PNGs (folder
+            ``{outfile_prefix}.panoptic``) and, with ``format_only``, the
+            JSON go; a temporary folder otherwise.
+        nproc (int): Passed to upstream (used with ``format_only`` only).
+        backend_args (dict, optional): File backend arguments.
+        collect_device (str): 'cpu' or 'gpu'.
+        prefix (str, optional): Key prefix; defaults to ``gzsl_panoptic``.
+    """
+
+    default_prefix: str | None = 'gzsl_panoptic'
+
+    def __init__(self,
+                 zero_shot_split: str | dict | ZeroShotSplit | None = None,
+                 unseen_classes: Sequence[str] | None = None,
+                 ann_file: str | None = None,
+                 seg_prefix: str | None = None,
+                 classwise: bool = False,
+                 format_only: bool = False,
+                 outfile_prefix: str | None = None,
+                 nproc: int = 32,
+                 backend_args: dict | None = None,
+                 collect_device: str = 'cpu',
+                 prefix: str | None = None) -> None:
+        super().__init__(
+            ann_file=ann_file,
+            seg_prefix=seg_prefix,
+            classwise=classwise,
+            format_only=format_only,
+            outfile_prefix=outfile_prefix,
+            nproc=nproc,
+            backend_args=backend_args,
+            collect_device=collect_device,
+            prefix=prefix)
+        self.seen_unseen = SeenUnseenSpec(zero_shot_split, unseen_classes,
+                                          owner=type(self).__name__)
+        if seg_prefix is None and not format_only:
+            raise ValueError(
+                f'{type(self).__name__} needs `seg_prefix`, the folder of '
+                'the ground-truth panoptic PNGs (e.g. '
+                "'data/coco/annotations/panoptic_val2017/').")
+        self.classes_without_gt: dict[str, list[str]] = {}
+
+    def class_groups(self) -> ClassGroups:
+        """Seen / unseen class indices of the data set being evaluated."""
+        return resolve_class_groups(self.seen_unseen, self.dataset_meta)
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """Match one batch of predictions to ground truth (PQ statistics).
+
+        Unlike upstream, the statistics are also computed per batch when
+        ``outfile_prefix`` is set (the predicted PNGs are then kept in
+        ``{outfile_prefix}.panoptic``); only ``format_only`` defers to the
+        upstream JSON path.
+        """
+        # A wrong split or annotation file fails on the first batch, not
+        # after the whole set.
+        self.class_groups()
+        self._label_categories()
+        if self.format_only:
+            super().process(data_batch, data_samples)
+        else:
+            self._compute_batch_pq_stats(data_samples)
+
+    def _label_categories(self) -> dict:
+        """Panopticapi categories keyed as the PQ statistics are, in the
+        order of ``dataset_meta['classes']``."""
+        class_names = self.dataset_meta['classes']
+        if self._coco_api is None:
+            thing_classes = set(self.dataset_meta.get('thing_classes', ()))
+            return {
+                label: dict(id=label, name=name,
+                            isthing=int(name in thing_classes))
+                for label, name in enumerate(class_names)
+            }
+        # Same label -> category id mapping as upstream's batch statistics.
+        cat_ids = category_ids_in_class_order(self._coco_api, class_names,
+                                              type(self).__name__)
+        return {cat_id: self._coco_api.cats[cat_id] for cat_id in cat_ids}
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        """Sum the PQ statistics and summarise them per group.
+
+        Args:
+            results (list): :class:`PQStat` of each processed batch.
+
+        Returns:
+            dict[str, float]: Flat metric keys (see the class docstring).
+        """
+        if self.format_only:
+            return super().compute_metrics(results)
+        logger: MMLogger = MMLogger.get_current_instance()
+        groups = self.class_groups()
+
+        pq_stat = PQStat()
+        for batch_stat in results:
+            pq_stat += batch_stat
+        categories = self._label_categories()
+        keys = list(categories)
+        counts = [pq_stat.pq_per_cat.get(key) for key in keys]
+        if any(c is not None and c.tp + c.fp + c.fn > 0 for c in counts):
+            _, per_class_results = pq_stat.pq_average(
+                categories, isthing=None)
+        else:
+            # pq_average divides by the number of scored classes: none here.
+            per_class_results = {
+                key: dict(pq=0.0, sq=0.0, rq=0.0) for key in keys
+            }
+        per_class = {
+            name: 100 * np.array(
+                [per_class_results[key][name.lower()] for key in keys])
+            for name in PQ_NAMES
+        }
+        has_gt = np.array(
+            [c is not None and c.tp + c.fn > 0 for c in counts])
+        false_positives = [c.fp if c is not None else 0 for c in counts]
+        is_thing = [categories[key]['isthing'] == 1 for key in keys]
+        extra_groups = {
+            THINGS: [i for i, thing in enumerate(is_thing) if thing],
+            STUFF: [i for i, thing in enumerate(is_thing) if not thing],
+        }
+        summary, group_counts = summarize_groups(per_class, has_gt, groups,
+                                                 extra_groups)
+
+        self.classes_without_gt = classes_without_gt(has_gt, groups)
+        notes = {
+            groups.class_names[i]: f'{fp} false positive segment(s)'
+            for i, fp in enumerate(false_positives) if fp and not has_gt[i]
+        }
+        row_titles = {**ROW_TITLES, THINGS: 'things', STUFF: 'stuff'}
+        print_log(
+            f'GZSL panoptic results (split {groups.split_name!r}):\n' +
+            format_summary_table(summary, group_counts, PQ_NAMES,
+                                 row_titles) + '\n' +
+            describe_classes_without_gt(self.classes_without_gt, notes),
+            logger=logger)
+
+        metrics = flatten_summary(summary, KEY_SUFFIXES)
+        if self.classwise:
+            print_log(
+                'GZSL panoptic results per class:\n' +
+                format_classwise_table(per_class, has_gt, groups),
+                logger=logger)
+            for index, class_name in enumerate(groups.class_names):
+                if has_gt[index]:
+                    for name in PQ_NAMES:
+                        metrics[f'{name}/{class_name}'] = float(
+                            per_class[name][index])
+        return metrics

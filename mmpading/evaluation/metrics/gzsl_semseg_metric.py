@@ -1,0 +1,184 @@
+"""Generalized zero-shot semantic segmentation: mIoU seen, unseen, HM."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from mmengine.logging import MMLogger, print_log
+from mmseg.evaluation import IoUMetric
+
+from mmpading.datasets.splits import ZeroShotSplit
+from mmpading.registry import METRICS
+
+from .gzsl_utils import (
+    ClassGroups,
+    SeenUnseenSpec,
+    classes_without_gt,
+    describe_classes_without_gt,
+    flatten_summary,
+    format_classwise_table,
+    format_summary_table,
+    resolve_class_groups,
+    summarize_groups,
+)
+
+# mmseg's PixelData holds the map in ``data``, mmdet's in ``sem_seg``.
+PIXEL_FIELDS = ('data', 'sem_seg')
+
+
+def _label_map(sample: dict, key: str, owner: str) -> torch.Tensor:
+    """The (H, W) label map of ``sample[key]``, mmseg or mmdet layout."""
+    if key not in sample:
+        raise ValueError(
+            f'{owner}: a data sample lacks {key!r}; it needs '
+            f'`pred_sem_seg` and `gt_sem_seg` (keys: {sorted(sample)}).')
+    pixel_data = sample[key]
+    for field in PIXEL_FIELDS:
+        if field in pixel_data:
+            shape = tuple(pixel_data[field].shape)
+            label_map = pixel_data[field].squeeze()
+            if label_map.dim() != 2:
+                raise ValueError(
+                    f'{owner}: {key}.{field} must be a label map of shape '
+                    f'(1, H, W) or (H, W), got {shape}; take the argmax '
+                    'over the class scores first.')
+            return label_map
+    raise ValueError(f'{owner}: {key} holds neither of {PIXEL_FIELDS}.')
+
+
+@METRICS.register_module()
+class GZSLSemSegMetric(IoUMetric):
+    """mIoU of the generalized zero-shot semantic protocol (ZSS).
+
+    Per-class intersection and union are accumulated over the evaluated
+    images with mmseg's ``IoUMetric.intersect_and_union`` and turned into
+    per-class IoU by ``total_area_to_metrics``; the IoUs are then averaged
+    over the seen and the unseen classes and the harmonic mean is taken.
+
+    A class with no ground-truth pixel in the evaluated images is left out
+    of every mean (mmseg scores such a class 0 when it is predicted) and
+    listed in the log and in :attr:`classes_without_gt`, with its number of
+    predicted pixels. A mean without any class left is NaN.
+
+    Returned keys (in percent; mmengine prefixes them with
+    ``gzsl_semseg/``): ``mIoU_seen, mIoU_unseen, mIoU_hm, mIoU`` (all
+    classes) and ``aAcc`` (pixel accuracy); with ``classwise=True`` also
+    ``IoU/<class>`` for every class with ground truth.
+
+    Inputs are mmseg data samples (``pred_sem_seg.data`` and
+    ``gt_sem_seg.data``) or mmdet ones (``pred_sem_seg.sem_seg`` and
+    ``gt_sem_seg.sem_seg``, e.g. the semantic map of mmdet's
+    ``LoadPanopticAnnotations``): label maps of shape (1, H, W) whose
+    ``ignore_index`` pixels (255, VOID) are not scored.
+
+    Args:
+        zero_shot_split (str | dict | ZeroShotSplit, optional): Split name
+            (e.g. ``'zss_cocostuff'``), split JSON file or
+            ``dict(seen=[...], unseen=[...])``.
+        unseen_classes (Sequence[str], optional): Unseen class names, every
+            other class is seen. Give this or ``zero_shot_split``.
+        ignore_index (int): Ground-truth label that is not scored.
+        classwise (bool): Also return per-class IoU (always logged).
+        collect_device (str): 'cpu' or 'gpu'.
+        output_dir (str, optional): Where to write the predicted maps
+            (upstream behaviour).
+        format_only (bool): Only write the predicted maps (upstream).
+        prefix (str, optional): Key prefix; defaults to ``gzsl_semseg``.
+    """
+
+    default_prefix: str | None = 'gzsl_semseg'
+
+    def __init__(self,
+                 zero_shot_split: str | dict | ZeroShotSplit | None = None,
+                 unseen_classes: Sequence[str] | None = None,
+                 ignore_index: int = 255,
+                 classwise: bool = False,
+                 collect_device: str = 'cpu',
+                 output_dir: str | None = None,
+                 format_only: bool = False,
+                 prefix: str | None = None) -> None:
+        self.seen_unseen = SeenUnseenSpec(zero_shot_split, unseen_classes,
+                                          owner=type(self).__name__)
+        super().__init__(
+            ignore_index=ignore_index,
+            iou_metrics=['mIoU'],
+            collect_device=collect_device,
+            output_dir=output_dir,
+            format_only=format_only,
+            prefix=prefix)
+        self.classwise = classwise
+        self.classes_without_gt: dict[str, list[str]] = {}
+
+    def class_groups(self) -> ClassGroups:
+        """Seen / unseen class indices of the data set being evaluated."""
+        return resolve_class_groups(self.seen_unseen, self.dataset_meta)
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """Accumulate one batch with mmseg's ``IoUMetric.process``, after
+        bringing mmdet-style samples into mmseg's layout."""
+        # A wrong split fails on the first batch, not after the whole set.
+        self.class_groups()
+        owner = type(self).__name__
+        mmseg_samples = []
+        for sample in data_samples:
+            converted = dict(sample)
+            converted['pred_sem_seg'] = dict(
+                data=_label_map(sample, 'pred_sem_seg', owner))
+            if not self.format_only:
+                converted['gt_sem_seg'] = dict(
+                    data=_label_map(sample, 'gt_sem_seg', owner))
+            mmseg_samples.append(converted)
+        super().process(data_batch, mmseg_samples)
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        """Per-class IoU from the summed areas, summarised per group.
+
+        Args:
+            results (list): ``(intersect, union, pred_area, label_area)`` per
+                image, from mmseg's ``intersect_and_union``.
+
+        Returns:
+            dict[str, float]: Flat metric keys (see the class docstring).
+        """
+        if self.format_only:
+            return super().compute_metrics(results)
+        logger: MMLogger = MMLogger.get_current_instance()
+        groups = self.class_groups()
+
+        # Summed in float64: float32 pixel counts lose precision on large
+        # data sets.
+        intersect, union, pred_area, label_area = (
+            sum(area.double() for area in areas) for areas in zip(*results))
+        scores = self.total_area_to_metrics(intersect, union, pred_area,
+                                            label_area, ['mIoU'])
+        has_gt = label_area.numpy() > 0
+        # IoU is NaN (0 / 0) for a class neither present nor predicted.
+        per_class = {'mIoU': 100 * np.nan_to_num(scores['IoU'])}
+        summary, counts = summarize_groups(per_class, has_gt, groups)
+
+        self.classes_without_gt = classes_without_gt(has_gt, groups)
+        predicted = pred_area.numpy()
+        notes = {
+            groups.class_names[i]: f'{int(predicted[i])} predicted pixel(s)'
+            for i in range(len(groups.class_names))
+            if predicted[i] and not has_gt[i]
+        }
+        print_log(
+            f'GZSL semantic segmentation results (split '
+            f'{groups.split_name!r}):\n' +
+            format_summary_table(summary, counts, list(per_class)) + '\n' +
+            describe_classes_without_gt(self.classes_without_gt, notes) +
+            '\nPer class:\n' +
+            format_classwise_table({'IoU': per_class['mIoU']}, has_gt,
+                                   groups),
+            logger=logger)
+
+        metrics = flatten_summary(summary)
+        metrics['aAcc'] = float(100 * scores['aAcc'])
+        if self.classwise:
+            for index, class_name in enumerate(groups.class_names):
+                if has_gt[index]:
+                    metrics[f'IoU/{class_name}'] = float(
+                        per_class['mIoU'][index])
+        return metrics
