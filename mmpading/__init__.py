@@ -10,9 +10,9 @@ from .version import __version__, version_info
 apply_torch_load_compat()
 
 # Imported for their side effect: registering components.
-from . import datasets, evaluation, models, registry  # noqa: E402
+from . import datasets, engine, evaluation, models, registry  # noqa: E402
 
 __all__ = [
-    '__version__', 'version_info', 'registry', 'datasets', 'evaluation',
-    'models'
+    '__version__', 'version_info', 'registry', 'datasets', 'engine',
+    'evaluation', 'models'
 ]

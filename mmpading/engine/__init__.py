@@ -1,0 +1,3 @@
+from .optimizers import PADingOptimWrapperConstructor
+
+__all__ = ['PADingOptimWrapperConstructor']

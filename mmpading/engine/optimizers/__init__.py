@@ -1,0 +1,3 @@
+from .pading_optim_wrapper_constructor import PADingOptimWrapperConstructor
+
+__all__ = ['PADingOptimWrapperConstructor']

@@ -1,0 +1,3 @@
+from .semantic_projection_classifier import SemanticProjectionClassifier
+
+__all__ = ['SemanticProjectionClassifier']

@@ -1,0 +1,3 @@
+from .pading import PADing
+
+__all__ = ['PADing']

@@ -1,0 +1,3 @@
+from .zero_shot_learner import ZeroShotLearner
+
+__all__ = ['ZeroShotLearner']

@@ -1,0 +1,267 @@
+"""The trainable part of PADing's stage 2: generator, losses, classifier."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmengine.model.wrappers import is_model_wrapper
+from torch import Tensor, nn
+
+from mmpading.datasets.class_embeddings import load_class_embeddings
+from mmpading.datasets.splits import ZeroShotSplit, resolve_split
+from mmpading.registry import MODELS
+
+
+@MODELS.register_module()
+class ZeroShotLearner(BaseModule):
+    """Synthesises unseen-class features and trains the new classifier.
+
+    Holds every module stage 2 trains, so that the detector's frozen
+    segmenter and these parts can be wrapped for DDP separately
+    (``MMSeparateDistributedDataParallel``). :meth:`forward` computes the
+    losses of one of the two alternating steps of DESIGN §2:
+
+    - ``step='generator'``: MMD between synthetic and real seen features,
+      a small CE of the current classifier on the synthetic seen features,
+      and lambda x (relation alignment + disentanglement losses);
+    - ``step='classifier'``: weighted CE of the classifier on all real
+      query features plus synthetic features of unseen classes.
+
+    Args:
+        class_names (Sequence[str]): The data set's classes, in label order.
+        split (str | ZeroShotSplit): Split name or split file path.
+        class_embeddings (str): Embedding file; rows are matched to
+            ``class_names`` by name (a mismatch raises).
+        classifier (dict): Config of the classifier (..., C) ->
+            (..., K + 1). For ``type='Linear'`` the sizes are filled in.
+        generator (dict, optional): Feature generator config
+            (``semantic_dim`` is filled in). None: no synthetic features
+            (the projection baseline).
+        mmd_loss (dict): Distribution-matching loss config.
+        synthetic_cls_weight (float): Weight of the classifier's CE on
+            synthetic seen features in the generator step.
+        disentangle_head (dict, optional): PADing's D.
+        relation_align_loss (dict, optional): PADing's A.
+        lambda_weight (float): lambda of DESIGN §2 (1e-4 panoptic, 1e-3
+            instance / semantic).
+        num_unseen_per_iter (int, optional): Unseen synthetic features per
+            classifier step (classes drawn uniformly); None: one per unseen
+            class.
+        seen_class_weight (float): CE weight of seen classes.
+        unseen_class_weight (float): CE weight of unseen classes.
+        no_object_weight (float): CE weight of the no-object class.
+        feat_dim (int): Class-embedding dimension C of the segmenter.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 class_names: Sequence[str],
+                 split: str | ZeroShotSplit,
+                 class_embeddings: str,
+                 classifier: dict,
+                 generator: dict | None = None,
+                 mmd_loss: dict | None = None,
+                 synthetic_cls_weight: float = 0.001,
+                 disentangle_head: dict | None = None,
+                 relation_align_loss: dict | None = None,
+                 lambda_weight: float = 1e-4,
+                 num_unseen_per_iter: int | None = 5,
+                 seen_class_weight: float = 1.0,
+                 unseen_class_weight: float = 5.0,
+                 no_object_weight: float = 0.1,
+                 feat_dim: int = 256,
+                 init_cfg: dict | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.class_names = list(class_names)
+        num_classes = len(self.class_names)
+        split = resolve_split(split)
+        split.check_against(self.class_names)
+        self.split_name = split.name
+        self.register_buffer(
+            'seen_ids', torch.tensor(split.seen_ids(self.class_names)),
+            persistent=False)
+        self.register_buffer(
+            'unseen_ids', torch.tensor(split.unseen_ids(self.class_names)),
+            persistent=False)
+        embeddings, _ = load_class_embeddings(
+            class_embeddings, class_names=self.class_names)
+        self.register_buffer(
+            'class_semantic_embeddings',
+            torch.as_tensor(embeddings, dtype=torch.float32),
+            persistent=False)
+        semantic_dim = self.class_semantic_embeddings.shape[1]
+
+        classifier = dict(classifier)
+        if classifier.get('type') == 'Linear':
+            classifier.setdefault('in_features', feat_dim)
+            classifier.setdefault('out_features', num_classes + 1)
+        elif getattr(MODELS.get(classifier.get('type')),
+                     'needs_class_semantic_embeddings', False):
+            classifier.setdefault('class_semantic_embeddings',
+                                  self.class_semantic_embeddings)
+            classifier.setdefault('in_channels', feat_dim)
+        self.classifier = MODELS.build(classifier)
+
+        self.generator = None
+        if generator is not None:
+            generator = dict(generator)
+            generator.setdefault('semantic_dim', semantic_dim)
+            generator.setdefault('feat_dim', feat_dim)
+            self.generator = MODELS.build(generator)
+        self.mmd_loss = MODELS.build(mmd_loss or dict(type='MMDLoss'))
+        self.synthetic_cls_weight = synthetic_cls_weight
+        self.disentangle_head = None
+        if disentangle_head is not None:
+            disentangle_head = dict(disentangle_head)
+            # Its relation module pairs features with the projected
+            # semantic embeddings, as the alignment does.
+            disentangle_head.setdefault('semantic_dim', feat_dim)
+            disentangle_head.setdefault('feat_dim', feat_dim)
+            self.disentangle_head = MODELS.build(disentangle_head)
+        self.relation_align_loss = None
+        if relation_align_loss is not None:
+            self.relation_align_loss = MODELS.build(relation_align_loss)
+        if (self.disentangle_head or self.relation_align_loss) and \
+                self.generator is None:
+            raise ValueError('disentangle_head and relation_align_loss act '
+                             'on synthetic features: they need a generator')
+        self.lambda_weight = lambda_weight
+        self.num_unseen_per_iter = num_unseen_per_iter
+
+        class_weight = torch.full((num_classes + 1, ),
+                                  float(seen_class_weight))
+        class_weight[self.unseen_ids] = float(unseen_class_weight)
+        class_weight[-1] = float(no_object_weight)
+        self.register_buffer('class_weight', class_weight, persistent=False)
+        # 0 until the classifier was initialised from stage 1's cls_embed;
+        # persistent so that a resumed run does not initialise it again.
+        self.register_buffer('classifier_initialised', torch.tensor(0))
+
+    # ------------------------------------------------------------ set-up
+    def init_classifier_from(self, cls_embed: nn.Linear) -> None:
+        """Copy stage 1's ``cls_embed`` into the classifier, once."""
+        if bool(self.classifier_initialised):
+            return
+        with torch.no_grad():
+            if hasattr(self.classifier, 'init_from_linear'):
+                self.classifier.init_from_linear(cls_embed)
+            elif isinstance(self.classifier, nn.Linear) and \
+                    self.classifier.weight.shape == cls_embed.weight.shape:
+                self.classifier.weight.copy_(cls_embed.weight)
+                self.classifier.bias.copy_(cls_embed.bias)
+            else:
+                raise TypeError(
+                    f'Cannot initialise {type(self.classifier).__name__} '
+                    f'{tuple(self.classifier.weight.shape)} from '
+                    f'cls_embed {tuple(cls_embed.weight.shape)}: use a '
+                    'Linear of the same shape or give the classifier an '
+                    '`init_from_linear` method')
+        self.classifier_initialised.fill_(1)
+
+    # ----------------------------------------------------------- forward
+    def forward(self, embeddings: Tensor, labels: Tensor,
+                step: str) -> dict[str, Tensor]:
+        """Losses of one training step.
+
+        Args:
+            embeddings (Tensor): Frozen class embeddings of all queries,
+                shape (B, Q, C).
+            labels (Tensor): Matched class per query, K for no-object,
+                shape (B, Q).
+            step (str): ``'generator'`` or ``'classifier'``.
+
+        Returns:
+            dict[str, Tensor]: Weighted losses of the step.
+        """
+        if step == 'generator':
+            return self.generator_losses(embeddings, labels)
+        if step == 'classifier':
+            return self.classifier_losses(embeddings, labels)
+        raise ValueError(
+            f"step must be 'generator' or 'classifier', got {step!r}")
+
+    def generator_losses(self, embeddings: Tensor,
+                         labels: Tensor) -> dict[str, Tensor]:
+        """Generator-step losses (see :meth:`forward` for shapes)."""
+        if self.generator is None:
+            raise RuntimeError('this learner has no generator')
+        matched = labels != len(self.class_names)
+        real_seen = embeddings[matched].detach().float()
+        seen_labels = labels[matched]
+        if real_seen.shape[0] == 0:
+            # Nothing matched in this batch; keep the graph connected.
+            zero = sum(p.sum() for p in self.generator.parameters()) * 0
+            return dict(loss_mmd=zero)
+        semantic = self.class_semantic_embeddings
+        synthetic_seen = self.generator(semantic[seen_labels])
+        losses = dict(loss_mmd=self.mmd_loss(synthetic_seen, real_seen))
+        # The classifier only scores here; its weights are not trained.
+        logits = F.linear(synthetic_seen, *self._frozen_linear_params()) \
+            if isinstance(self.classifier, nn.Linear) else \
+            self._score_without_weight_grads(synthetic_seen)
+        losses['loss_synthetic_cls'] = self.synthetic_cls_weight * \
+            F.cross_entropy(logits.float(), seen_labels)
+
+        if self.disentangle_head is None and self.relation_align_loss is None:
+            return losses
+        synthetic_unseen = self.generator(semantic[self.unseen_ids])
+        synthetic = torch.cat([synthetic_seen, synthetic_unseen])
+        synthetic_labels = torch.cat([seen_labels, self.unseen_ids])
+        projected = self.generator.semantic_proj(semantic)
+        related = synthetic
+        if self.disentangle_head is not None:
+            related, unrelated = self.disentangle_head(synthetic)
+            for name, value in self.disentangle_head.loss(
+                    synthetic, synthetic_labels, projected, related=related,
+                    unrelated=unrelated).items():
+                losses[name] = self.lambda_weight * value
+        if self.relation_align_loss is not None:
+            losses['loss_align'] = self.lambda_weight * \
+                self.relation_align_loss(related, synthetic_labels,
+                                         projected, self.unseen_ids)
+        return losses
+
+    def classifier_losses(self, embeddings: Tensor,
+                          labels: Tensor) -> dict[str, Tensor]:
+        """Classifier-step loss (see :meth:`forward` for shapes)."""
+        features = embeddings.flatten(0, 1).detach()
+        labels = labels.flatten()
+        if self.generator is not None and len(self.unseen_ids) > 0:
+            unseen_labels = self._draw_unseen_labels()
+            with torch.no_grad():
+                synthetic = self.generator(
+                    self.class_semantic_embeddings[unseen_labels])
+            features = torch.cat([features, synthetic.to(features.dtype)])
+            labels = torch.cat([labels, unseen_labels])
+        logits = self.classifier(features)
+        return dict(loss_cls=F.cross_entropy(
+            logits.float(), labels, weight=self.class_weight))
+
+    # ----------------------------------------------------------- helpers
+    def _draw_unseen_labels(self) -> Tensor:
+        if self.num_unseen_per_iter is None:
+            return self.unseen_ids.clone()
+        picks = torch.randint(
+            len(self.unseen_ids), (self.num_unseen_per_iter, ),
+            device=self.unseen_ids.device)
+        return self.unseen_ids[picks]
+
+    def _frozen_linear_params(self) -> tuple[Tensor, Tensor]:
+        return self.classifier.weight.detach(), self.classifier.bias.detach()
+
+    def _score_without_weight_grads(self, features: Tensor) -> Tensor:
+        params = [p for p in self.classifier.parameters() if p.requires_grad]
+        for param in params:
+            param.requires_grad_(False)
+        try:
+            return self.classifier(features)
+        finally:
+            for param in params:
+                param.requires_grad_(True)
+
+
+def unwrap_learner(module: nn.Module) -> ZeroShotLearner:
+    """The learner inside a DDP wrapper, or the module itself."""
+    return module.module if is_model_wrapper(module) else module

@@ -1,0 +1,212 @@
+"""PADing's two stages on a tiny generated toy data set."""
+import pytest
+import torch
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from mmpading.testing import tiny_run_options, toy_config
+
+FROZEN_PREFIXES = ('backbone.', 'panoptic_head.')
+
+
+def stage2_runner(root, work_dir, checkpoint, name='pading_toy_stage2',
+                  max_iters=2, **options) -> Runner:
+    cfg = toy_config(name, root, str(work_dir), **tiny_run_options(max_iters))
+    cfg.load_from = checkpoint
+    cfg.merge_from_dict(options)
+    return Runner.from_cfg(cfg)
+
+
+def test_stage1_trains_and_evaluates(tiny_toy_root, tmp_path):
+    cfg = toy_config('pading_toy_stage1', tiny_toy_root, str(tmp_path),
+                     **tiny_run_options(1))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    metrics = runner.val_loop.run()
+    for key in ('gzsl_panoptic/PQ_seen', 'gzsl_panoptic/PQ_unseen',
+                'gzsl_panoptic/PQ_hm', 'gzsl_semseg/mIoU_hm',
+                'gzsl_instance/segm_mAP50_hm'):
+        assert key in metrics
+        assert 0.0 <= metrics[key] <= 100.0
+    # Seen-only training: no training image shows an unseen class.
+    dataset = runner.train_dataloader.dataset
+    unseen = set(dataset.metainfo['unseen_classes'])
+    classes = dataset.metainfo['classes']
+    for index in range(len(dataset)):
+        labels = {classes[inst['bbox_label']]
+                  for inst in dataset.get_data_info(index)['instances']}
+        assert not labels & unseen
+
+
+def test_matched_labels_are_the_ground_truth_labels(tiny_toy_root,
+                                                    tmp_path):
+    cfg = toy_config('pading_toy_stage1', tiny_toy_root, str(tmp_path),
+                     **tiny_run_options(1))
+    runner = Runner.from_cfg(cfg)
+    model = runner.model
+    data = next(iter(runner.train_dataloader))
+    data = model.data_preprocessor(data, True)
+    feats = model.extract_feat(data['inputs'])
+    losses, query_features = model.panoptic_head.loss_and_query_features(
+        feats, data['data_samples'])
+    assert 'loss_cls' in losses
+    batch, queries, channels = query_features.embeddings.shape
+    assert (batch, channels) == (len(data['data_samples']), 128)
+    assert query_features.labels.shape == (batch, queries)
+    for i, sample in enumerate(data['data_samples']):
+        # Every ground-truth segment is matched to exactly one query.
+        gt_labels = sample.gt_instances.labels.tolist()
+        if 'gt_sem_seg' in sample:
+            stuff = sample.gt_sem_seg.sem_seg.unique()
+            gt_labels += [
+                int(c) for c in stuff
+                if model.num_things_classes <= int(c) < model.num_classes
+            ]
+        matched = query_features.labels[i][query_features.matched[i]]
+        assert sorted(matched.tolist()) == sorted(gt_labels)
+    # The loss-free path runs the same assigner and agrees.
+    again = model.panoptic_head.query_features(feats, data['data_samples'])
+    for i in range(batch):
+        assert sorted(again.labels[i].tolist()) == sorted(
+            query_features.labels[i].tolist())
+    # The embeddings are what cls_embed classifies.
+    assert torch.allclose(
+        model.panoptic_head.cls_embed(query_features.embeddings),
+        model.panoptic_head.classify(query_features.embeddings))
+
+
+class SnapshotHook(Hook):
+    """Records the generator's weights before the first step."""
+
+    def before_train(self, runner) -> None:
+        learner = runner.model.learner
+        self.generator = {
+            k: v.clone() for k, v in learner.generator.state_dict().items()
+        }
+
+
+def test_stage2_freezes_segmenter_and_trains_learner(tiny_toy_root,
+                                                     stage1_checkpoint,
+                                                     tmp_path):
+    runner = stage2_runner(tiny_toy_root, tmp_path, stage1_checkpoint)
+    snapshot = SnapshotHook()
+    runner.register_hook(snapshot)
+    runner.train()
+    stage1 = torch.load(stage1_checkpoint)['state_dict']
+    model = runner.model
+    state = model.state_dict()
+    frozen = [k for k in stage1 if k.startswith(FROZEN_PREFIXES)]
+    assert frozen
+    for key in frozen:  # parameters and BN statistics alike
+        assert torch.equal(state[key], stage1[key]), key
+    assert all(not p.requires_grad for m in model.frozen_modules()
+               for p in m.parameters())
+    learner = model.learner
+    # The classifier (started as stage 1's cls_embed) and the generator
+    # have moved.
+    assert not torch.equal(learner.classifier.weight.detach(),
+                           stage1['panoptic_head.cls_embed.weight'])
+    assert any(not torch.equal(value, learner.generator.state_dict()[key])
+               for key, value in snapshot.generator.items())
+    metrics = runner.val_loop.run()
+    assert 'gzsl_panoptic/PQ_hm' in metrics
+
+
+def test_classifier_starts_from_cls_embed(tiny_toy_root, stage1_checkpoint,
+                                          tmp_path):
+    # With a zero learning rate the classifier keeps its initial weights.
+    runner = stage2_runner(
+        tiny_toy_root, tmp_path, stage1_checkpoint, max_iters=1,
+        **{'optim_wrapper.classifier.optimizer.lr': 0.0,
+           'optim_wrapper.classifier.optimizer.weight_decay': 0.0})
+    runner.train()
+    stage1 = torch.load(stage1_checkpoint)['state_dict']
+    classifier = runner.model.learner.classifier
+    assert torch.equal(classifier.weight.detach(),
+                       stage1['panoptic_head.cls_embed.weight'])
+    assert torch.equal(classifier.bias.detach(),
+                       stage1['panoptic_head.cls_embed.bias'])
+
+
+@pytest.mark.parametrize('variant', ['projection', 'gmmn', 'p', 'p_a'])
+def test_ablation_configs_run_one_iteration(variant, tiny_toy_root,
+                                            stage1_checkpoint, tmp_path):
+    runner = stage2_runner(tiny_toy_root, tmp_path, stage1_checkpoint,
+                           name=f'pading_toy_stage2_{variant}', max_iters=1)
+    runner.train()
+    learner = runner.model.learner
+    if variant == 'projection':
+        assert learner.generator is None
+        assert list(runner.optim_wrapper.keys()) == ['classifier']
+    else:
+        assert learner.generator is not None
+        assert set(runner.optim_wrapper.keys()) == {'generator',
+                                                     'classifier'}
+    expected = {'projection': (None, None), 'gmmn': (None, None),
+                'p': (None, None), 'p_a': (None, 'RelationAlignLoss')}
+    disentangle, align = expected[variant]
+    assert learner.disentangle_head is disentangle
+    assert (type(learner.relation_align_loss).__name__
+            if learner.relation_align_loss else None) == align
+
+
+def test_stage2_without_checkpoint_says_so(tiny_toy_root, tmp_path):
+    runner = stage2_runner(tiny_toy_root, tmp_path, None, max_iters=1)
+    with pytest.raises(RuntimeError, match='load_from'):
+        runner.train()
+
+
+def test_missing_checkpoint_names_the_path(tiny_toy_root, tmp_path):
+    missing = str(tmp_path / 'no_such_stage1.pth')
+    runner = stage2_runner(tiny_toy_root, tmp_path, missing, max_iters=1)
+    with pytest.raises(FileNotFoundError, match='no_such_stage1.pth'):
+        runner.train()
+
+
+def test_wrong_class_count_names_both_shapes(tiny_toy_root,
+                                             stage1_checkpoint, tmp_path):
+    checkpoint = torch.load(stage1_checkpoint)
+    for key in ('panoptic_head.cls_embed.weight',
+                'panoptic_head.cls_embed.bias'):
+        checkpoint['state_dict'][key] = checkpoint['state_dict'][key][:-2]
+    wrong = tmp_path / 'wrong_classes.pth'
+    torch.save(checkpoint, wrong)
+    runner = stage2_runner(tiny_toy_root, tmp_path, str(wrong), max_iters=1)
+    with pytest.raises(ValueError, match=r'\(14, 128\).*\(16, 128\)'):
+        runner.train()
+
+
+class InterruptAt(Hook):
+
+    def __init__(self, iteration: int) -> None:
+        self.iteration = iteration
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        if runner.iter + 1 == self.iteration:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_stage2_resumes_to_the_same_iteration(
+        tiny_toy_root, stage1_checkpoint, tmp_path):
+    uninterrupted = stage2_runner(tiny_toy_root, tmp_path / 'full',
+                                  stage1_checkpoint, max_iters=4)
+    uninterrupted.train()
+
+    interrupted = stage2_runner(tiny_toy_root, tmp_path / 'cut',
+                                stage1_checkpoint, max_iters=4)
+    interrupted.register_hook(InterruptAt(3))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.train()
+    saved = torch.load(tmp_path / 'cut' / 'iter_2.pth')['state_dict']
+
+    # As `tools/train.py --resume`: the latest checkpoint of the work dir.
+    resumed = stage2_runner(tiny_toy_root, tmp_path / 'cut', None,
+                            max_iters=4, resume=True)
+    resumed.load_or_resume()
+    # Resumed from iteration 2 with the stage-2 classifier, not stage 1's.
+    assert resumed.iter == 2
+    assert torch.equal(resumed.model.learner.classifier.weight.detach(),
+                       saved['zero_shot.classifier.weight'])
+    resumed.train()
+    assert resumed.iter == uninterrupted.iter == 4

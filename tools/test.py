@@ -1,0 +1,94 @@
+"""Test (evaluate) a checkpoint with an mmpading config.
+
+mmdet's tools/test.py semantics. Examples:
+    python tools/test.py configs/toy/pading_toy_stage2.py \\
+        work_dirs/pading_toy_stage2/iter_300.pth
+    python tools/test.py CONFIG CKPT --show-dir overlays --work-dir DIR
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mmpading  # noqa: F401  (registers components, torch.load compat)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Evaluate a checkpoint with the GZSL metrics')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir',
+        help='the directory to save the file containing evaluation metrics')
+    parser.add_argument(
+        '--out', help='dump the raw predictions to this pickle file')
+    parser.add_argument(
+        '--show-dir',
+        help='write prediction overlays to this folder (inside the work '
+        'dir\'s timestamped folder, as mmdet does)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, key=value pairs')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'checkpoint {args.checkpoint!r} does not exist')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    # Testing starts from the given weights; never resume training state.
+    cfg.resume = False
+    if args.show_dir:
+        visualization = cfg.default_hooks.get('visualization', None)
+        if visualization is None:
+            raise SystemExit('--show-dir needs default_hooks.visualization '
+                             'in the config')
+        visualization.update(draw=True, test_out_dir=args.show_dir)
+    if args.out:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise SystemExit('--out must be a .pkl file')
+        cfg.test_evaluator = list(cfg.test_evaluator) if isinstance(
+            cfg.test_evaluator, (list, tuple)) else [cfg.test_evaluator]
+        cfg.test_evaluator.append(
+            dict(type='DumpDetResults', out_file_path=args.out))
+    return cfg
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = build_config(args)
+    if 'runner_type' not in cfg:
+        runner = Runner.from_cfg(cfg)
+    else:
+        runner = RUNNERS.build(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
