@@ -4,15 +4,14 @@ Importing the package registers every component in the mmdet and mmseg
 registries (see :mod:`mmpading.registry`) and applies the torch
 compatibility fixes of :mod:`mmpading.utils.compat`.
 """
+# Imported for their side effect: registering components.
+from . import datasets, engine, evaluation, models, registry, visualization
 from .utils import apply_torch_load_compat
 from .version import __version__, version_info
 
 apply_torch_load_compat()
 
-# Imported for their side effect: registering components.
-from . import datasets, engine, evaluation, models, registry  # noqa: E402
-
 __all__ = [
     '__version__', 'version_info', 'registry', 'datasets', 'engine',
-    'evaluation', 'models'
+    'evaluation', 'models', 'visualization'
 ]

@@ -15,12 +15,11 @@ Steps:
     4. Evaluate both on all classes and print seen / unseen / HM for PQ, SQ,
        RQ, mIoU and mask mAP50; panoptic overlays of PADing's predictions
        (left: ground truth, right: prediction) go to
-       ``<work-dir>/overlays``.
+       ``<work-dir>/overlays`` (one per validation image).
 """
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os.path as osp
 import shutil
@@ -59,7 +58,9 @@ def parse_args() -> argparse.Namespace:
         help='keep a finished stage-1 / stage-2 checkpoint in the work dir '
         'instead of training again')
     parser.add_argument(
-        '--num-overlays', type=int, default=4, help='overlay images written')
+        '--no-overlays',
+        action='store_true',
+        help='do not write overlays of the validation images')
     return parser.parse_args()
 
 
@@ -128,17 +129,15 @@ def scale_schedule(cfg, max_iters: int) -> None:
 
 
 def evaluate(name: str, checkpoint: str, work_dir: str, data_root: str,
-             num_overlays: int) -> dict:
+             overlay_dir: str | None) -> dict:
     cfg = toy_config(name, data_root, work_dir)
     cfg.experiment_name = f'{name}_test_{int(time.time())}'
     cfg.load_from = checkpoint
     cfg.resume = False
-    if num_overlays > 0:
-        num_val = len(glob.glob(osp.join(data_root, 'val', '*')))
+    if overlay_dir is not None:
+        # Ground truth | prediction, one image per validation image.
         cfg.default_hooks.visualization.update(
-            draw=True,
-            interval=max(1, num_val // num_overlays),
-            test_out_dir=osp.abspath(osp.join(work_dir, 'overlays')))
+            draw=True, test_out_dir=osp.abspath(overlay_dir))
     return Runner.from_cfg(cfg).test()
 
 
@@ -177,9 +176,10 @@ def main() -> None:
         checkpoint = train(name, work_dir, args.data_root, args.seed,
                            args.stage2_iters, stage1, args.reuse)
         banner(f'Evaluating {label} on all classes')
-        results[label] = evaluate(
-            name, checkpoint, work_dir, args.data_root,
-            args.num_overlays if label == 'PADing' else 0)
+        overlay_dir = None if args.no_overlays or label != 'PADing' else \
+            osp.join(args.work_dir, 'overlays')
+        results[label] = evaluate(name, checkpoint, work_dir,
+                                  args.data_root, overlay_dir)
 
     banner('Generalized zero-shot results on the toy data set (val)')
     print(format_table(results))

@@ -146,3 +146,5 @@ default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=200, max_keep_ckpts=2))
 log_processor = dict(window_size=20)
+# Overlays show ground truth and the panoptic prediction side by side.
+visualizer = dict(type='PanopticOverlayVisualizer')

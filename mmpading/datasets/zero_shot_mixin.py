@@ -53,6 +53,12 @@ def resolve_metainfo(metainfo: Mapping | str | None,
             if not isinstance(content, dict) or 'classes' not in content:
                 raise ValueError(f'Metainfo file {path!r} must hold a JSON '
                                  'object with "classes".')
+            if 'palette' in content:
+                # JSON has no tuples; mmdet's visualizer takes a list entry
+                # for a list of colours.
+                content['palette'] = [
+                    tuple(color) for color in content['palette']
+                ]
             return content
     raise FileNotFoundError(
         f'Metainfo file {metainfo!r} not found (looked at {candidates}).')

@@ -1,0 +1,3 @@
+from .panoptic_overlay_visualizer import PanopticOverlayVisualizer
+
+__all__ = ['PanopticOverlayVisualizer']
