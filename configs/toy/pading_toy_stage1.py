@@ -84,6 +84,7 @@ train_dataloader = dict(
     batch_size=8,
     num_workers=0,
     persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
     batch_sampler=None,
     dataset=dict(
         _delete_=True,

@@ -33,8 +33,9 @@ class SemanticProjectionClassifier(nn.Module):
                  in_channels: int = 256,
                  logit_scale: float = 10.0) -> None:
         super().__init__()
-        embeddings = torch.as_tensor(class_semantic_embeddings,
-                                     dtype=torch.float32)
+        # A fixed table: no gradient may flow back to the caller's tensor.
+        embeddings = torch.as_tensor(
+            class_semantic_embeddings, dtype=torch.float32).detach()
         if embeddings.dim() != 2:
             raise ValueError('class_semantic_embeddings must be (K, D), got '
                              f'shape {tuple(embeddings.shape)}')

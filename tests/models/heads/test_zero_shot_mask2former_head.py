@@ -1,0 +1,137 @@
+"""The class-embedding additions of the mmdet and mmseg head variants."""
+import torch
+from mmdet.structures import DetDataSample
+from mmdet.structures.mask import BitmapMasks
+from mmengine.config import ConfigDict
+from mmengine.registry import init_default_scope
+from mmengine.structures import InstanceData, PixelData
+from mmseg.structures import SegDataSample
+
+import mmpading  # noqa: F401
+from mmpading.registry import MODELS
+
+FEAT = 32
+
+
+def head_cfg(head_type: str, **extra) -> ConfigDict:
+    layer = dict(
+        self_attn_cfg=dict(embed_dims=FEAT, num_heads=2, batch_first=True),
+        cross_attn_cfg=dict(embed_dims=FEAT, num_heads=2, batch_first=True),
+        ffn_cfg=dict(embed_dims=FEAT, feedforward_channels=64))
+    # Upstream heads read their sub-configs by attribute.
+    return ConfigDict(
+        type=head_type,
+        in_channels=[16, 16, 16, 16],
+        strides=[4, 8, 16, 32],
+        feat_channels=FEAT,
+        out_channels=FEAT,
+        num_queries=6,
+        num_transformer_feat_level=3,
+        pixel_decoder=dict(
+            type='mmdet.MSDeformAttnPixelDecoder',
+            num_outs=3,
+            norm_cfg=dict(type='GN', num_groups=8),
+            act_cfg=dict(type='ReLU'),
+            encoder=dict(
+                num_layers=1,
+                layer_cfg=dict(
+                    self_attn_cfg=dict(
+                        embed_dims=FEAT, num_heads=2, num_levels=3,
+                        num_points=2, batch_first=True),
+                    ffn_cfg=dict(embed_dims=FEAT,
+                                 feedforward_channels=64))),
+            positional_encoding=dict(num_feats=FEAT // 2, normalize=True)),
+        enforce_decoder_input_project=False,
+        positional_encoding=dict(num_feats=FEAT // 2, normalize=True),
+        transformer_decoder=dict(
+            return_intermediate=True, num_layers=2, layer_cfg=layer),
+        loss_cls=dict(
+            type='mmdet.CrossEntropyLoss', use_sigmoid=False,
+            loss_weight=2.0, reduction='mean',
+            class_weight=[1.0] * 4 + [0.1]),
+        loss_mask=dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True,
+                       reduction='mean', loss_weight=5.0),
+        loss_dice=dict(type='mmdet.DiceLoss', use_sigmoid=True, activate=True,
+                       reduction='mean', naive_dice=True, eps=1.0,
+                       loss_weight=5.0),
+        train_cfg=dict(
+            num_points=64, oversample_ratio=3.0,
+            importance_sample_ratio=0.75,
+            assigner=dict(
+                type='mmdet.HungarianAssigner',
+                match_costs=[
+                    dict(type='mmdet.ClassificationCost', weight=2.0),
+                    dict(type='mmdet.CrossEntropyLossCost', weight=5.0,
+                         use_sigmoid=True),
+                    dict(type='mmdet.DiceCost', weight=5.0, pred_act=True,
+                         eps=1.0)
+                ]),
+            sampler=dict(type='mmdet.MaskPseudoSampler')),
+        **extra)
+
+
+def features(batch: int = 2) -> list:
+    torch.manual_seed(0)
+    return [torch.randn(batch, 16, 64 // s, 64 // s) for s in (4, 8, 16, 32)]
+
+
+def test_seg_head_embeddings_and_prediction_with_another_classifier():
+    init_default_scope('mmseg')
+    head = MODELS.build(head_cfg('ZeroShotMask2FormerSegHead', num_classes=4,
+                                 align_corners=False))
+    head.eval()
+    metas = [dict(img_shape=(64, 64), pad_shape=(64, 64),
+                  batch_input_shape=(64, 64))] * 2
+    samples = []
+    for meta in metas:
+        sample = SegDataSample()
+        sample.set_metainfo(meta)
+        samples.append(sample)
+    with torch.no_grad():
+        cls_preds, _, embeddings = head.forward_with_embeddings(
+            features(), samples)
+        # One embedding per decoder layer plus the initial queries.
+        assert len(embeddings) == len(cls_preds) == 3
+        assert embeddings[-1].shape == (2, 6, FEAT)
+        assert torch.allclose(head.cls_embed(embeddings[-1]), cls_preds[-1])
+        upstream = head.predict(features(), metas, dict())
+        # A classifier that always says class 2 makes class 2 win anywhere
+        # a mask is confident.
+        always_two = torch.nn.Linear(FEAT, 5)
+        torch.nn.init.zeros_(always_two.weight)
+        with torch.no_grad():
+            always_two.bias.copy_(torch.tensor([0., 0., 10., 0., 0.]))
+        replaced = head.predict(features(), metas, dict(),
+                                classifier=always_two)
+    assert upstream.shape == replaced.shape == (2, 4, 64, 64)
+    assert (replaced.argmax(1) == 2).all()
+
+
+def test_det_head_query_features_label_matched_segments():
+    init_default_scope('mmdet')
+    head = MODELS.build(
+        head_cfg('ZeroShotMask2FormerHead', num_things_classes=3,
+                 num_stuff_classes=1))
+    samples = []
+    for labels in ([0, 2], [1]):
+        sample = DetDataSample(metainfo=dict(
+            img_shape=(64, 64), pad_shape=(64, 64),
+            batch_input_shape=(64, 64)))
+        masks = torch.zeros(len(labels), 64, 64, dtype=torch.bool)
+        for i in range(len(labels)):
+            masks[i, i * 20:i * 20 + 16, 8:40] = True
+        sample.gt_instances = InstanceData(
+            labels=torch.tensor(labels),
+            masks=BitmapMasks(masks.numpy(), 64, 64))
+        sem = torch.full((1, 64, 64), 255, dtype=torch.long)
+        sem[:, 50:, :] = 3  # a stuff region
+        sample.gt_sem_seg = PixelData(sem_seg=sem)
+        samples.append(sample)
+    query_features = head.query_features(features(), samples)
+    assert query_features.embeddings.shape == (2, 6, FEAT)
+    assert sorted(query_features.labels[0][
+        query_features.matched[0]].tolist()) == [0, 2, 3]
+    assert sorted(query_features.labels[1][
+        query_features.matched[1]].tolist()) == [1, 3]
+    # Unmatched queries carry the no-object index.
+    assert (query_features.labels[~query_features.matched] == 4).all()
