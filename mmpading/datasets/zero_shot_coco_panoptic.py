@@ -5,8 +5,7 @@ from mmdet.datasets import CocoPanopticDataset
 
 from mmpading.registry import DATASETS
 
-from .splits import ZeroShotSplit
-from .zero_shot_mixin import ZeroShotDatasetMixin, resolve_metainfo
+from .zero_shot_mixin import ZeroShotDatasetMixin
 
 
 @DATASETS.register_module()
@@ -27,19 +26,6 @@ class ZeroShotCocoPanopticDataset(ZeroShotDatasetMixin, CocoPanopticDataset):
         **kwargs: Arguments of ``CocoPanopticDataset``; ``metainfo`` may
             also be the path of a metainfo JSON file.
     """
-
-    def __init__(self,
-                 *args,
-                 zero_shot_split: str | ZeroShotSplit | None = None,
-                 zero_shot_mode: str = 'all',
-                 **kwargs) -> None:
-        self._init_zero_shot(zero_shot_split, zero_shot_mode,
-                             kwargs.get('data_root'))
-        kwargs['metainfo'] = resolve_metainfo(
-            kwargs.get('metainfo'), kwargs.get('data_root'))
-        super().__init__(*args, **kwargs)
-        # Validates the split and fills metainfo also under lazy_init.
-        self.unseen_labels  # noqa: B018
 
     def parse_data_info(self, raw_data_info: dict) -> dict:
         """Parse one image; in ``ignore_unseen`` mode drop unseen segments."""

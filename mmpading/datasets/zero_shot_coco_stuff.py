@@ -11,8 +11,7 @@ from PIL import Image
 
 from mmpading.registry import DATASETS
 
-from .splits import ZeroShotSplit
-from .zero_shot_mixin import ZeroShotDatasetMixin, resolve_metainfo
+from .zero_shot_mixin import ZeroShotDatasetMixin
 
 IGNORE_INDEX = 255
 # Scanning segmentation maps shows a progress bar from this many images on.
@@ -77,19 +76,6 @@ class ZeroShotCOCOStuffDataset(ZeroShotDatasetMixin, COCOStuffDataset):
         **kwargs: Arguments of ``COCOStuffDataset``; ``metainfo`` may also
             be the path of a metainfo JSON file.
     """
-
-    def __init__(self,
-                 *args,
-                 zero_shot_split: str | ZeroShotSplit | None = None,
-                 zero_shot_mode: str = 'all',
-                 **kwargs) -> None:
-        self._init_zero_shot(zero_shot_split, zero_shot_mode,
-                             kwargs.get('data_root'))
-        kwargs['metainfo'] = resolve_metainfo(
-            kwargs.get('metainfo'), kwargs.get('data_root'))
-        super().__init__(*args, **kwargs)
-        # Validates the split and fills metainfo also under lazy_init.
-        self.unseen_labels  # noqa: B018
 
     @classmethod
     def get_label_map(cls, new_classes=None) -> dict | None:

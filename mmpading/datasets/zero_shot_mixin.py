@@ -75,6 +75,24 @@ class ZeroShotDatasetMixin:
     zero_shot_split: ZeroShotSplit | None
     zero_shot_mode: str
 
+    def __init__(self,
+                 *args,
+                 zero_shot_split: str | ZeroShotSplit | None = None,
+                 zero_shot_mode: str = 'all',
+                 **kwargs) -> None:
+        """Set up the split, then the upstream data set.
+
+        ``metainfo`` may be the path of a metainfo JSON file (relative
+        paths are tried under ``data_root`` first).
+        """
+        self._init_zero_shot(zero_shot_split, zero_shot_mode,
+                             kwargs.get('data_root'))
+        kwargs['metainfo'] = resolve_metainfo(
+            kwargs.get('metainfo'), kwargs.get('data_root'))
+        super().__init__(*args, **kwargs)
+        # Validates the split and fills metainfo also under lazy_init.
+        self.unseen_labels  # noqa: B018
+
     def _init_zero_shot(self,
                         zero_shot_split: str | ZeroShotSplit | None,
                         zero_shot_mode: str,
