@@ -1,0 +1,136 @@
+# Zero-shot panoptic segmentation (ZSP), stage 1: Mask2Former R-50 trained
+# on the 119 seen classes of COCO panoptic 2017 only (the 45,617 training
+# images without any pixel of the 14 unseen classes). The classifier keeps
+# all 133 classes + no-object; unseen classes are never positive.
+# Everything not set here is mmdet's Mask2Former R-50 LSJ panoptic config
+# (AdamW 1e-4, backbone lr x0.1, grad clip 0.01, CE 2.0 / no-object 0.1,
+# mask 5.0, dice 5.0, 12544 points, 8 GPUs x 2 images).
+_base_ = 'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'
+custom_imports = dict(imports=['mmpading'], allow_failed_imports=False)
+
+data_root = 'data/coco/'
+zero_shot_split = 'zsp_coco'
+# CLIP ViT-B/16 text embeddings (512-d) of the 133 classes, used by stage 2;
+# written by tools/misc/build_class_embeddings.py (configs/pading/README.md).
+class_embeddings = data_root + 'embeddings/clip_vit-b16_coco_panoptic.json'
+# The classes of mmdet's CocoPanopticDataset in label order (things first).
+# Stage 2 matches the embedding file and the split to them by name.
+thing_classes = (
+    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
+    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
+    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
+    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
+    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
+    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
+    'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork',
+    'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
+    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
+    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop',
+    'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven',
+    'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
+    'teddy bear', 'hair drier', 'toothbrush')
+stuff_classes = (
+    'banner', 'blanket', 'bridge', 'cardboard', 'counter', 'curtain',
+    'door-stuff', 'floor-wood', 'flower', 'fruit', 'gravel', 'house',
+    'light', 'mirror-stuff', 'net', 'pillow', 'platform', 'playingfield',
+    'railroad', 'river', 'road', 'roof', 'sand', 'sea', 'shelf', 'snow',
+    'stairs', 'tent', 'towel', 'wall-brick', 'wall-stone', 'wall-tile',
+    'wall-wood', 'water-other', 'window-blind', 'window-other',
+    'tree-merged', 'fence-merged', 'ceiling-merged', 'sky-other-merged',
+    'cabinet-merged', 'table-merged', 'floor-other-merged',
+    'pavement-merged', 'mountain-merged', 'grass-merged', 'dirt-merged',
+    'paper-merged', 'food-other-merged', 'building-other-merged',
+    'rock-merged', 'wall-other-merged', 'rug-merged')
+classes = thing_classes + stuff_classes
+
+# Large-scale jittering at 928 px, the PADing reference's crop size
+# (upstream: 1024).
+image_size = (928, 928)
+model = dict(
+    type='PADing',
+    stage=1,
+    data_preprocessor=dict(batch_augments=[
+        dict(
+            type='BatchFixedSizePad',
+            size=image_size,
+            img_pad_value=0,
+            pad_mask=True,
+            mask_pad_value=0,
+            pad_seg=True,
+            seg_pad_value=255)
+    ]),
+    # Exposes the per-query class embeddings stage 2 learns from.
+    panoptic_head=dict(type='ZeroShotMask2FormerHead'),
+    # Upstream fusion plus semantic results, for the ZSS figures.
+    panoptic_fusion_head=dict(type='UniversalFusionHead'),
+    test_cfg=dict(semantic_on=True))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile', to_float32=True, backend_args=None),
+    dict(
+        type='LoadPanopticAnnotations',
+        with_bbox=True,
+        with_mask=True,
+        with_seg=True,
+        backend_args=None),
+    dict(type='RandomFlip', prob=0.5),
+    dict(
+        type='RandomResize',
+        scale=image_size,
+        ratio_range=(0.1, 2.0),
+        keep_ratio=True),
+    dict(
+        type='RandomCrop',
+        crop_size=image_size,
+        crop_type='absolute',
+        recompute_bbox=True,
+        allow_negative_crop=True),
+    dict(type='PackDetInputs')
+]
+train_dataloader = dict(
+    dataset=dict(
+        type='ZeroShotCocoPanopticDataset',
+        # Seen-only annotations written by
+        # tools/dataset_converters/prepare_zero_shot_coco.py; drop_unseen
+        # re-checks them (a no-op there, a safeguard should the full
+        # panoptic_train2017.json be set instead).
+        ann_file='annotations/panoptic_train2017_seen_zsp_coco.json',
+        zero_shot_split=zero_shot_split,
+        zero_shot_mode='drop_unseen',
+        pipeline=train_pipeline))
+# Generalized setting: evaluation on all 133 classes.
+val_dataloader = dict(
+    dataset=dict(
+        type='ZeroShotCocoPanopticDataset',
+        zero_shot_split=zero_shot_split,
+        zero_shot_mode='all'))
+test_dataloader = val_dataloader
+
+# Seen / unseen / harmonic mean of PQ (ZSP), of mask and box mAP@0.5 and
+# Recall@100 (ZSI / ZSD on the thing classes) and of mIoU (ZSS), all from
+# the one panoptic model (the paper's Table 2).
+val_evaluator = [
+    dict(
+        type='GZSLPanopticMetric',
+        zero_shot_split=zero_shot_split,
+        ann_file=data_root + 'annotations/panoptic_val2017.json',
+        seg_prefix=data_root + 'annotations/panoptic_val2017/'),
+    dict(
+        type='GZSLInstanceMetric',
+        zero_shot_split=zero_shot_split,
+        ann_file=data_root + 'annotations/instances_val2017.json',
+        metric=['segm', 'bbox']),
+    dict(type='GZSLSemSegMetric', zero_shot_split=zero_shot_split),
+]
+test_evaluator = val_evaluator
+
+# 50 epochs of the 45,617 seen images at 16 images per iteration, with the
+# reference's steps (upstream's 368,750 iterations are 50 epochs of all
+# 118k images).
+max_iters = 140350
+param_scheduler = dict(end=max_iters, milestones=[126315, 133333])
+interval = 5000
+train_cfg = dict(
+    max_iters=max_iters,
+    val_interval=interval,
+    dynamic_intervals=[(max_iters // interval * interval + 1, max_iters)])
