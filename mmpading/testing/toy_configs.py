@@ -7,8 +7,14 @@ from typing import Any
 
 from mmengine.config import Config
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOY_CONFIG_DIR = osp.join(REPO_ROOT, 'configs', 'toy')
+PACKAGE_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# A source checkout has configs/ beside the package; an installed wheel
+# ships them as package data for mim.
+TOY_CONFIG_DIR = next(
+    (path for path in (osp.join(osp.dirname(PACKAGE_ROOT), 'configs', 'toy'),
+                       osp.join(PACKAGE_ROOT, '.mim', 'configs', 'toy'))
+     if osp.isdir(path)), osp.join(osp.dirname(PACKAGE_ROOT), 'configs',
+                                   'toy'))
 TOY_DATA_ROOT = 'data/toy/'
 
 
