@@ -1,4 +1,5 @@
 """Zero-shot data: splits, class embeddings, seen-only data sets, toy set."""
+from . import embedding_builders  # noqa: F401
 from .class_embeddings import load_class_embeddings, save_class_embeddings
 from .splits import (
     ZeroShotSplit,
@@ -15,6 +16,7 @@ from .zero_shot_coco_panoptic import ZeroShotCocoPanopticDataset
 from .zero_shot_coco_stuff import ZeroShotCOCOStuffDataset
 
 __all__ = [
+    'embedding_builders',
     'ZeroShotSplit', 'get_split', 'list_splits', 'load_split', 'save_split',
     'resolve_split', 'load_class_embeddings', 'save_class_embeddings',
     'ZeroShotCocoDataset', 'ZeroShotCocoPanopticDataset',
