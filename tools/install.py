@@ -278,6 +278,32 @@ def requirement_digest() -> str:
     return digest.hexdigest()[:16]
 
 
+def link_for_mim(python: str) -> None:
+    """Let openmim find the editable install's ``.mim/{tools,configs}``.
+
+    mim looks for a codebase at ``<distribution location>/<name>``. For a
+    PEP 660 editable install that is ``site-packages/mmpading``, which does
+    not exist (an import hook serves the package from the repository), so
+    ``mim train mmpading`` fails. A symlink there to the repository's
+    package gives mim the path; imports resolve to the same files.
+    """
+    info = query(python, 'import importlib.metadata as m, json; '
+                 "d = m.distribution('mmpading'); "
+                 "print(json.dumps({'location': str(d.locate_file(''))}))")
+    if 'error' in info:
+        fail('mmpading is not installed: ' + ' '.join(info['error']))
+    link = Path(info['location']) / 'mmpading'
+    target = REPO / 'mmpading'
+    if link.is_symlink() and link.resolve() == target.resolve():
+        return
+    if link.is_symlink():
+        link.unlink()
+    elif link.exists():
+        return  # a regular (non-editable) install ships its own copy
+    say(f'linking {link} -> {target} for mim')
+    link.symlink_to(target, target_is_directory=True)
+
+
 def up_to_date(python: str, stamp: Path, pinned: dict[str, str]) -> bool:
     """True if the last install's inputs and the pinned versions hold."""
     if not stamp.exists():
@@ -305,6 +331,7 @@ def main() -> None:
               if '==' in r and not r.startswith(('torch', 'torchvision'))}
     stamp = Path(python).parent.parent / STAMP_NAME
     if up_to_date(python, stamp, pinned):
+        link_for_mim(python)
         say('everything is installed and up to date '
             f'({time.time() - start:.1f} s)')
         return
@@ -322,6 +349,7 @@ def main() -> None:
     say('installing mmpading (editable)')
     run([python, '-m', 'pip', 'install', '--no-deps', '--no-build-isolation',
          '-e', str(REPO)])
+    link_for_mim(python)
     if not _mmcv_ops_import(python):
         fail('a later install step replaced mmcv; rerun `make install`')
     check = subprocess.run(

@@ -1,3 +1,7 @@
 from .compat import apply_torch_load_compat, mmengine_safe_globals
+from .dist_compat import apply_cpu_dist_compat
 
-__all__ = ['apply_torch_load_compat', 'mmengine_safe_globals']
+__all__ = [
+    'apply_cpu_dist_compat', 'apply_torch_load_compat',
+    'mmengine_safe_globals'
+]

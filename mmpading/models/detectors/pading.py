@@ -12,6 +12,35 @@ from mmpading.registry import MODELS
 
 from ..learners.zero_shot_learner import ZeroShotLearner, unwrap_learner
 
+# In stage 2, MMSeparateDistributedDataParallel wraps the learner in DDP;
+# torch's state_dict() then names its entries zero_shot.module.*.
+LEARNER_DDP_PREFIX = 'zero_shot.module.'
+
+
+def _rename_prefix(state_dict: dict, old: str, new: str) -> None:
+    """Rename the keys (and metadata entries) of ``state_dict`` in place."""
+    for key in [key for key in state_dict if key.startswith(old)]:
+        state_dict[new + key[len(old):]] = state_dict.pop(key)
+    metadata = getattr(state_dict, '_metadata', None)
+    if metadata is not None:
+        old_module = old[:-1]
+        for key in [key for key in metadata
+                    if key == old_module or key.startswith(old)]:
+            metadata[new[:-1] + key[len(old_module):]] = metadata.pop(key)
+
+
+def _unwrap_learner_keys(module: nn.Module, state_dict: dict, prefix: str,
+                         local_metadata: dict) -> None:
+    """Save the learner under the same keys with or without DDP.
+
+    mmengine's Runner saves ``model.state_dict()``, where a DDP-wrapped
+    child adds ``module.``; its loader unwraps every wrapper and expects the
+    plain names, so a checkpoint of a distributed stage-2 run would neither
+    resume nor load for testing.
+    """
+    _rename_prefix(state_dict, prefix + LEARNER_DDP_PREFIX,
+                   prefix + 'zero_shot.')
+
 
 @MODELS.register_module()
 class PADing(Mask2Former):
@@ -64,6 +93,7 @@ class PADing(Mask2Former):
                     f'{self.num_classes}')
             self.zero_shot = MODELS.build(zero_shot)
             self._freeze_segmenter()
+            self._register_state_dict_hook(_unwrap_learner_keys)
 
     @property
     def learner(self) -> ZeroShotLearner:
@@ -96,7 +126,13 @@ class PADing(Mask2Former):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata,
                               strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:
-        """Refuse a checkpoint whose classifier has another class count."""
+        """Refuse a checkpoint whose classifier has another class count.
+
+        Also reads learner keys saved by an older version from a
+        DDP-wrapped learner (``zero_shot.module.*``).
+        """
+        _rename_prefix(state_dict, prefix + LEARNER_DDP_PREFIX,
+                       prefix + 'zero_shot.')
         key = prefix + 'panoptic_head.cls_embed.weight'
         if key in state_dict:
             found = tuple(state_dict[key].shape)

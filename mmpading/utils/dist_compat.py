@@ -1,0 +1,95 @@
+"""Distributed training on the CPU with mmengine 0.10.x.
+
+Applied once on ``import mmpading``.
+
+mmengine assumes a GPU for its ``pytorch`` and ``slurm`` launchers:
+
+- ``mmengine.dist.utils._init_dist_pytorch`` (and ``_init_dist_slurm``)
+  call ``torch.cuda.set_device(local_rank)`` before
+  ``init_process_group``; without a GPU that raises "Found no NVIDIA driver
+  on your system";
+- ``Runner.wrap_model`` always passes ``device_ids=[LOCAL_RANK]`` to
+  ``MMDistributedDataParallel`` (directly, or through
+  ``MMSeparateDistributedDataParallel``), which torch refuses for a module
+  on the CPU ("device_ids and output_device arguments only work with
+  single-device/multiple-device GPU modules").
+
+Without an accelerator, the patched launchers skip the device selection and
+use ``gloo`` instead of ``nccl`` (which cannot run on the CPU), and
+``MMDistributedDataParallel`` drops ``device_ids`` for a CPU module. With a
+GPU (or an MLU / NPU / MUSA device) mmengine's code runs unchanged.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from mmengine.device import get_device
+from mmengine.dist import utils as dist_utils
+from mmengine.logging import print_log
+from mmengine.model import MMDistributedDataParallel
+
+_PATCHED = '_mmpading_cpu_dist'
+
+
+@contextmanager
+def _without_cuda_set_device() -> Iterator[None]:
+    """Make ``torch.cuda.set_device`` a no-op inside the block."""
+    original = torch.cuda.set_device
+    torch.cuda.set_device = lambda device: None
+    try:
+        yield
+    finally:
+        torch.cuda.set_device = original
+
+
+def _cpu_launcher(init_fn: Callable) -> Callable:
+    """Wrap one of mmengine's ``_init_dist_*`` functions for the CPU."""
+
+    @functools.wraps(init_fn)
+    def wrapper(backend: str, *args: Any, **kwargs: Any) -> None:
+        if get_device() != 'cpu':
+            return init_fn(backend, *args, **kwargs)
+        if backend == 'nccl':
+            print_log(
+                "No GPU: the 'nccl' backend of env_cfg.dist_cfg is replaced "
+                "by 'gloo'.",
+                logger='current',
+                level=logging.WARNING)
+            backend = 'gloo'
+        with _without_cuda_set_device():
+            return init_fn(backend, *args, **kwargs)
+
+    setattr(wrapper, _PATCHED, True)
+    return wrapper
+
+
+def _ddp_init(original: Callable) -> Callable:
+    """Drop ``device_ids`` / ``output_device`` for a module on the CPU."""
+
+    @functools.wraps(original)
+    def __init__(self, module: torch.nn.Module, *args: Any,
+                 **kwargs: Any) -> None:
+        if all(p.device.type == 'cpu' for p in module.parameters()):
+            kwargs.pop('device_ids', None)
+            kwargs.pop('output_device', None)
+        original(self, module, *args, **kwargs)
+
+    setattr(__init__, _PATCHED, True)
+    return __init__
+
+
+def apply_cpu_dist_compat() -> None:
+    """Let mmengine's launchers and DDP wrappers run on the CPU (idempotent).
+    """
+    for name in ('_init_dist_pytorch', '_init_dist_slurm'):
+        init_fn = getattr(dist_utils, name)
+        if not getattr(init_fn, _PATCHED, False):
+            setattr(dist_utils, name, _cpu_launcher(init_fn))
+    init = MMDistributedDataParallel.__init__
+    if not getattr(init, _PATCHED, False):
+        MMDistributedDataParallel.__init__ = _ddp_init(init)
