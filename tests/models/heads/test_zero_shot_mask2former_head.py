@@ -1,10 +1,13 @@
 """The class-embedding additions of the mmdet and mmseg head variants."""
+import pytest
 import torch
+from mmdet import registry as mmdet_registry
 from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
-from mmengine.config import ConfigDict
-from mmengine.registry import init_default_scope
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import DefaultScope, init_default_scope
 from mmengine.structures import InstanceData, PixelData
+from mmseg import registry as mmseg_registry
 from mmseg.structures import SegDataSample
 
 import mmpading  # noqa: F401
@@ -135,3 +138,27 @@ def test_det_head_query_features_label_matched_segments():
         query_features.matched[1]].tolist()) == [1, 3]
     # Unmatched queries carry the no-object index.
     assert (query_features.labels[~query_features.matched] == 4).all()
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
+def test_heads_build_from_an_outside_config(tmp_path, scope):
+    """A user's config that only knows mmpading through custom_imports."""
+    heads = dict(
+        det_head=dict(
+            head_cfg('ZeroShotMask2FormerHead', num_things_classes=3,
+                     num_stuff_classes=1)),
+        seg_head=dict(
+            head_cfg('ZeroShotMask2FormerSegHead', num_classes=4,
+                     align_corners=False)))
+    path = tmp_path / f'my_{scope}_config.py'
+    path.write_text(
+        "custom_imports = dict(imports=['mmpading'], "
+        "allow_failed_imports=False)\n"
+        f"default_scope = '{scope}'\n" + Config(heads).pretty_text)
+    cfg = Config.fromfile(str(path))
+    upstream = {'mmdet': mmdet_registry, 'mmseg': mmseg_registry}[scope]
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        for key, name in (('det_head', 'ZeroShotMask2FormerHead'),
+                          ('seg_head', 'ZeroShotMask2FormerSegHead')):
+            head = upstream.MODELS.build(cfg[key])
+            assert type(head).__name__ == name
