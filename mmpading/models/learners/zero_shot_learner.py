@@ -95,14 +95,18 @@ class ZeroShotLearner(BaseModule):
 
         classifier = dict(classifier)
         if classifier.get('type') == 'Linear':
+            # torch's Linear in any scope (mmseg registers none).
+            classifier.pop('type')
             classifier.setdefault('in_features', feat_dim)
             classifier.setdefault('out_features', num_classes + 1)
-        elif getattr(MODELS.get(classifier.get('type')),
-                     'needs_class_semantic_embeddings', False):
-            classifier.setdefault('class_semantic_embeddings',
-                                  self.class_semantic_embeddings)
-            classifier.setdefault('in_channels', feat_dim)
-        self.classifier = MODELS.build(classifier)
+            self.classifier = nn.Linear(**classifier)
+        else:
+            if getattr(MODELS.get(classifier.get('type')),
+                       'needs_class_semantic_embeddings', False):
+                classifier.setdefault('class_semantic_embeddings',
+                                      self.class_semantic_embeddings)
+                classifier.setdefault('in_channels', feat_dim)
+            self.classifier = MODELS.build(classifier)
 
         self.generator = None
         if generator is not None:

@@ -1,0 +1,86 @@
+# Zero-shot semantic segmentation (ZSS), stage 2 (PADing): the stage-1
+# segmenter is frozen; a primitive generator with relation alignment (A) and
+# feature disentanglement (D) synthesises unseen-class features from CLIP
+# text embeddings, and a new classifier, initialised from stage 1's
+# cls_embed, is trained on real and synthetic features. Hyperparameters are
+# the semantic ones of the PADing reference (lambda 1e-3, unseen class
+# weight 5.0, all 15 unseen classes per iteration, 2k iterations).
+# Reference: 12 images per iteration on one GPU, AMP (`--amp`); see
+# configs/pading/README.md for 8 GPUs.
+_base_ = './zss_r50_pretrain.py'
+
+# The last checkpoint of zss_r50_pretrain.py.
+load_from = 'work_dirs/zss_r50_pretrain/iter_160000.pth'
+
+model = dict(
+    stage=2,
+    zero_shot=dict(
+        type='ZeroShotLearner',
+        class_names={{_base_.classes}},
+        split={{_base_.zero_shot_split}},
+        class_embeddings={{_base_.class_embeddings}},
+        feat_dim=256,
+        classifier=dict(type='Linear'),  # 256 -> 171 classes + no-object
+        generator=dict(
+            type='PrimitiveGenerator',
+            num_primitives=400,
+            num_layers=3,
+            num_heads=8,
+            ffn_dim=1024,
+            dropout=0.1),
+        mmd_loss=dict(
+            type='MMDLoss', kernel_variances=(2, 5, 10, 20, 40, 80)),
+        synthetic_cls_weight=0.001,
+        disentangle_head=dict(type='DisentangleHead'),
+        relation_align_loss=dict(type='RelationAlignLoss', temperature=0.1),
+        lambda_weight=1e-3,
+        # Every unseen class once per classifier step.
+        num_unseen_per_iter=None,
+        seen_class_weight=1.0,
+        unseen_class_weight=5.0,
+        no_object_weight=0.1))
+
+# The frozen segmenter and the learner are wrapped separately for DDP.
+model_wrapper_cfg = dict(
+    type='MMSeparateDistributedDataParallel',
+    broadcast_buffers=False,
+    find_unused_parameters=True)
+
+train_dataloader = dict(batch_size=12)
+
+# Generator: Adam 5e-4; classifier: SGD 1e-3, momentum 0.9, wd 5e-4.
+optim_wrapper = dict(
+    _delete_=True,
+    constructor='PADingOptimWrapperConstructor',
+    generator=dict(
+        type='OptimWrapper',
+        optimizer=dict(type='Adam', lr=5e-4, weight_decay=0.0),
+        modules=['zero_shot.generator', 'zero_shot.disentangle_head']),
+    classifier=dict(
+        type='OptimWrapper',
+        optimizer=dict(
+            type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4),
+        modules=['zero_shot.classifier']))
+
+max_iters = 2000
+# The generator's learning rate drops x0.1 late in training, at the same
+# fractions (0.7, 0.925) as the panoptic schedule; the classifier's stays
+# constant.
+param_scheduler = dict(
+    _delete_=True,
+    generator=[
+        dict(
+            type='MultiStepLR',
+            by_epoch=False,
+            begin=0,
+            end=max_iters,
+            milestones=[1400, 1850],
+            gamma=0.1)
+    ],
+    classifier=[])
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(
+    checkpoint=dict(interval=1000, save_best='gzsl_semseg/mIoU_hm'))
+# Learning rates are set for 12 images per iteration
+# (`--cfg-options auto_scale_lr.enable=True` rescales both optimizers).
+auto_scale_lr = dict(base_batch_size=12)

@@ -1,0 +1,113 @@
+# Zero-shot semantic segmentation (ZSS), stage 1: mmseg's Mask2Former R-50
+# trained on the 156 seen classes of COCO-Stuff 164k only (the training
+# images without any pixel of the 15 unseen classes). The classifier keeps
+# all 171 classes + no-object; unseen classes are never positive.
+# Everything not set here is mmseg's Mask2Former R-50 config (AdamW 1e-4,
+# backbone lr x0.1, grad clip 0.01, CE 2.0 / no-object 0.1, mask 5.0,
+# dice 5.0, 12544 points, 512 px crops, 160k iterations, 8 GPUs x 2 images).
+_base_ = 'mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py'
+custom_imports = dict(imports=['mmpading'], allow_failed_imports=False)
+
+data_root = 'data/coco_stuff164k/'
+zero_shot_split = 'zss_cocostuff'
+# CLIP ViT-B/16 text embeddings (512-d) of the 171 classes, used by stage 2;
+# written by tools/misc/build_class_embeddings.py (configs/pading/README.md).
+class_embeddings = data_root + 'embeddings/clip_vit-b16_coco_stuff.json'
+# The classes of mmseg's COCOStuffDataset in label order. Stage 2 matches
+# the embedding file and the split to them by name.
+classes = (
+    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
+    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
+    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
+    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella', 'handbag',
+    'tie', 'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball', 'kite',
+    'baseball bat', 'baseball glove', 'skateboard', 'surfboard',
+    'tennis racket', 'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon',
+    'bowl', 'banana', 'apple', 'sandwich', 'orange', 'broccoli', 'carrot',
+    'hot dog', 'pizza', 'donut', 'cake', 'chair', 'couch', 'potted plant',
+    'bed', 'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote',
+    'keyboard', 'cell phone', 'microwave', 'oven', 'toaster', 'sink',
+    'refrigerator', 'book', 'clock', 'vase', 'scissors', 'teddy bear',
+    'hair drier', 'toothbrush', 'banner', 'blanket', 'branch', 'bridge',
+    'building-other', 'bush', 'cabinet', 'cage', 'cardboard', 'carpet',
+    'ceiling-other', 'ceiling-tile', 'cloth', 'clothes', 'clouds', 'counter',
+    'cupboard', 'curtain', 'desk-stuff', 'dirt', 'door-stuff', 'fence',
+    'floor-marble', 'floor-other', 'floor-stone', 'floor-tile', 'floor-wood',
+    'flower', 'fog', 'food-other', 'fruit', 'furniture-other', 'grass',
+    'gravel', 'ground-other', 'hill', 'house', 'leaves', 'light', 'mat',
+    'metal', 'mirror-stuff', 'moss', 'mountain', 'mud', 'napkin', 'net',
+    'paper', 'pavement', 'pillow', 'plant-other', 'plastic', 'platform',
+    'playingfield', 'railing', 'railroad', 'river', 'road', 'rock', 'roof',
+    'rug', 'salad', 'sand', 'sea', 'shelf', 'sky-other', 'skyscraper', 'snow',
+    'solid-other', 'stairs', 'stone', 'straw', 'structural-other', 'table',
+    'tent', 'textile-other', 'towel', 'tree', 'vegetable', 'wall-brick',
+    'wall-concrete', 'wall-other', 'wall-panel', 'wall-stone', 'wall-tile',
+    'wall-wood', 'water-other', 'waterdrops', 'window-blind', 'window-other',
+    'wood')
+num_classes = 171
+
+model = dict(
+    type='PADingSegmentor',
+    stage=1,
+    # Exposes the per-query class embeddings stage 2 learns from.
+    decode_head=dict(
+        type='ZeroShotMask2FormerSegHead',
+        num_classes=num_classes,
+        loss_cls=dict(class_weight=[1.0] * num_classes + [0.1])))
+
+# The upstream pipelines without ADE20K's reduce_zero_label: the
+# *_labelTrainIds.png maps hold 0-170 and 255.
+crop_size = (512, 512)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(
+        type='RandomChoiceResize',
+        scales=[int(512 * x * 0.1) for x in range(5, 21)],
+        resize_type='ResizeShortestEdge',
+        max_size=2048),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(
+    dataset=dict(
+        type='ZeroShotCOCOStuffDataset',
+        data_root=data_root,
+        data_prefix=dict(
+            img_path='images/train2017',
+            seg_map_path='annotations/train2017'),
+        # The images without unseen pixels, written by
+        # tools/dataset_converters/prepare_zero_shot_coco.py from
+        # annotations/train2017 (configs/pading/README.md);
+        # drop_unseen re-checks them (a no-op there, a safeguard without
+        # the list, then filtered at start-up).
+        ann_file='annotations/train2017_seen_zss_cocostuff.txt',
+        zero_shot_split=zero_shot_split,
+        zero_shot_mode='drop_unseen',
+        pipeline=train_pipeline))
+# Generalized setting: evaluation on all 171 classes.
+val_dataloader = dict(
+    dataset=dict(
+        type='ZeroShotCOCOStuffDataset',
+        data_root=data_root,
+        data_prefix=dict(
+            img_path='images/val2017', seg_map_path='annotations/val2017'),
+        zero_shot_split=zero_shot_split,
+        zero_shot_mode='all',
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+# mIoU of the seen and the unseen classes and their harmonic mean.
+val_evaluator = dict(
+    _delete_=True, type='GZSLSemSegMetric', zero_shot_split=zero_shot_split)
+test_evaluator = val_evaluator
+# Stage 1 never predicts unseen classes: keep the best seen mIoU.
+default_hooks = dict(checkpoint=dict(save_best='gzsl_semseg/mIoU_seen'))

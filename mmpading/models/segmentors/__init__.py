@@ -1,0 +1,3 @@
+from .pading_segmentor import PADingSegmentor
+
+__all__ = ['PADingSegmentor']

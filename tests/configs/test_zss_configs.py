@@ -1,0 +1,253 @@
+"""The COCO-Stuff (ZSS) configs of configs/pading: settings and a CPU run.
+
+Each config is loaded as a user would load it and changed only where a CPU
+run needs it: the data paths (a generated two-image COCO-Stuff-format
+sample), the crop / resize size (64 px), no pretrained backbone and few
+sampled mask points. It then builds its data sets and model, trains one
+step with the optimizers it configures, predicts and evaluates.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.evaluator import Evaluator
+from mmengine.optim import OptimWrapperDict, build_optim_wrapper
+from mmengine.registry import init_default_scope
+from mmseg.datasets import COCOStuffDataset
+from PIL import Image
+
+# Registers PADingSegmentor (also once mmpading.models imports it).
+import mmpading.models.segmentors  # noqa: F401
+from mmpading.datasets.class_embeddings import save_class_embeddings
+from mmpading.datasets.splits import get_split
+from mmpading.registry import DATASETS, MODELS
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / 'pading'
+CLASSES = COCOStuffDataset.METAINFO['classes']
+SPLIT = 'zss_cocostuff'
+SMALL = (64, 64)
+# (height, width) of the generated images: not square, not 64 px.
+IMAGE_SHAPE = (72, 96)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    init_default_scope('mmseg')
+    yield
+    torch.set_num_threads(previous)
+
+
+def load_config(name: str) -> Config:
+    return Config.fromfile(str(CONFIG_DIR / f'{name}.py'))
+
+
+@pytest.fixture(scope='module')
+def stuff_root(tmp_path_factory) -> str:
+    """Two images per subset, label maps with 171-class indices.
+
+    Training maps show seen classes only; validation maps also an unseen
+    one.
+    """
+    root = tmp_path_factory.mktemp('coco_stuff164k')
+    unseen = [CLASSES.index(name) for name in get_split(SPLIT).unseen]
+    seen = [i for i in range(len(CLASSES)) if i not in unseen]
+    rng = np.random.default_rng(0)
+    height, width = IMAGE_SHAPE
+    for subset, labels_per_image in (
+            ('train2017', ([seen[0], seen[100]], [seen[50], seen[155]])),
+            ('val2017', ([seen[0], unseen[3]], [unseen[10], seen[155]]))):
+        (root / 'images' / subset).mkdir(parents=True)
+        (root / 'annotations' / subset).mkdir(parents=True)
+        for i, labels in enumerate(labels_per_image):
+            stem = f'0000000{i}'
+            Image.fromarray(
+                rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            ).save(root / 'images' / subset / f'{stem}.jpg')
+            label_map = np.full(IMAGE_SHAPE, 255, dtype=np.uint8)
+            label_map[:40] = labels[0]
+            label_map[40:] = labels[1]
+            label_map[:8, :8] = 255
+            Image.fromarray(label_map).save(
+                root / 'annotations' / subset / f'{stem}_labelTrainIds.png')
+    # As prepare_zero_shot_coco.py writes it: the stems of seen-only images.
+    (root / 'annotations' / 'train2017_seen_zss_cocostuff.txt').write_text(
+        '00000000\n00000001\n')
+    (root / 'embeddings').mkdir()
+    save_class_embeddings(
+        str(root / 'embeddings' / 'clip_vit-b16_coco_stuff.json'), CLASSES,
+        rng.standard_normal((len(CLASSES), 8)).astype(np.float32),
+        source='test vectors')
+    return str(root) + '/'
+
+
+def cpu_config(name: str, root: str) -> Config:
+    cfg = load_config(name)
+    cfg.model.backbone.init_cfg = None
+    cfg.model.decode_head.train_cfg.num_points = 256
+    cfg.model.data_preprocessor.size = SMALL
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.dataset.data_root = root
+        for transform in loader.dataset.pipeline:
+            if transform.type in ('RandomChoiceResize', 'Resize'):
+                transform.clear()
+                transform.update(type='Resize', scale=SMALL, keep_ratio=True)
+            if transform.type == 'RandomCrop':
+                transform.crop_size = SMALL
+    if cfg.model.stage == 2:
+        cfg.model.zero_shot.class_embeddings = (
+            root + 'embeddings/clip_vit-b16_coco_stuff.json')
+    return cfg
+
+
+# ----------------------------------------------------------- settings
+def test_stage1_settings():
+    cfg = load_config('zss_r50_pretrain')
+    assert cfg.default_scope == 'mmseg'
+    assert cfg.custom_imports == dict(
+        imports=['mmpading'], allow_failed_imports=False)
+    model = cfg.model
+    head = model.decode_head
+    assert (model.type, model.stage) == ('PADingSegmentor', 1)
+    assert head.type == 'ZeroShotMask2FormerSegHead'
+    assert head.num_classes == len(CLASSES) == 171
+    assert tuple(cfg.classes) == CLASSES
+    assert head.loss_cls.class_weight == [1.0] * 171 + [0.1]
+    # Upstream values are kept.
+    assert head.num_queries == 100
+    assert head.transformer_decoder.num_layers == 9
+    assert head.train_cfg.num_points == 12544
+    assert cfg.optim_wrapper.optimizer.lr == 1e-4
+    assert cfg.optim_wrapper.clip_grad.max_norm == 0.01
+    train = cfg.train_dataloader.dataset
+    assert train.type == 'ZeroShotCOCOStuffDataset'
+    assert (train.zero_shot_split, train.zero_shot_mode) == (SPLIT,
+                                                             'drop_unseen')
+    assert train.ann_file == 'annotations/train2017_seen_zss_cocostuff.txt'
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        dataset = loader.dataset
+        assert dataset.type == 'ZeroShotCOCOStuffDataset'
+        assert (dataset.zero_shot_split, dataset.zero_shot_mode) == (SPLIT,
+                                                                     'all')
+        # No ADE20K reduce_zero_label anywhere.
+        assert all(not t.get('reduce_zero_label')
+                   for t in dataset.pipeline)
+    assert all(not t.get('reduce_zero_label') for t in train.pipeline)
+    for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
+        assert dict(evaluator) == dict(type='GZSLSemSegMetric',
+                                       zero_shot_split=SPLIT)
+
+
+def test_stage2_settings():
+    cfg = load_config('zss_r50')
+    assert cfg.default_scope == 'mmseg'
+    assert (cfg.model.type, cfg.model.stage) == ('PADingSegmentor', 2)
+    assert cfg.load_from == 'work_dirs/zss_r50_pretrain/iter_160000.pth'
+    learner = cfg.model.zero_shot
+    assert tuple(learner.class_names) == CLASSES
+    assert learner.split == SPLIT
+    assert learner.class_embeddings == (
+        'data/coco_stuff164k/embeddings/clip_vit-b16_coco_stuff.json')
+    assert learner.lambda_weight == 1e-3
+    assert learner.unseen_class_weight == 5.0
+    assert learner.num_unseen_per_iter is None
+    assert (learner.seen_class_weight, learner.no_object_weight) == (1.0,
+                                                                     0.1)
+    # Sizes are filled in from feat_dim and the 171 class names.
+    assert learner.classifier == dict(type='Linear')
+    assert learner.generator.num_primitives == 400
+    assert learner.relation_align_loss.temperature == 0.1
+    assert cfg.train_cfg.max_iters == 2000
+    assert cfg.train_dataloader.batch_size == 12
+    assert cfg.model_wrapper_cfg.type == 'MMSeparateDistributedDataParallel'
+    optim = cfg.optim_wrapper
+    assert optim.constructor == 'PADingOptimWrapperConstructor'
+    assert optim.generator.modules == ['zero_shot.generator',
+                                       'zero_shot.disentangle_head']
+    assert optim.generator.optimizer.lr == 5e-4
+    assert optim.classifier.modules == ['zero_shot.classifier']
+    assert (optim.classifier.optimizer.lr,
+            optim.classifier.optimizer.momentum,
+            optim.classifier.optimizer.weight_decay) == (1e-3, 0.9, 5e-4)
+    assert cfg.param_scheduler.classifier == []
+    assert cfg.param_scheduler.generator[0].end == 2000
+
+
+# ----------------------------------------------------------- CPU runs
+def build(cfg: Config):
+    train = DATASETS.build(cfg.train_dataloader.dataset)
+    val = DATASETS.build(cfg.val_dataloader.dataset)
+    model = MODELS.build(cfg.model)
+    return train, val, model
+
+
+def check_predict_and_evaluate(cfg: Config, model, val) -> dict:
+    model.eval()
+    batch = pseudo_collate([val[0], val[1]])
+    with torch.no_grad():
+        outputs = model.val_step(batch)
+    for output in outputs:
+        assert output.pred_sem_seg.data.shape == (1, *IMAGE_SHAPE)
+        assert output.seg_logits.data.shape == (171, *IMAGE_SHAPE)
+    evaluator = Evaluator(cfg.val_evaluator)
+    evaluator.dataset_meta = val.metainfo
+    evaluator.process(outputs, batch)
+    metrics = evaluator.evaluate(2)
+    for key in ('mIoU_seen', 'mIoU_unseen', 'mIoU_hm'):
+        assert 0.0 <= metrics[f'gzsl_semseg/{key}'] <= 100.0
+    return metrics
+
+
+@pytest.fixture(scope='module')
+def stage1_state(stuff_root):
+    """Stage 1 trains one step; its weights start stage 2."""
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    cfg = cpu_config('zss_r50_pretrain', stuff_root)
+    train, val, model = build(cfg)
+    assert len(train) == 2 and len(val) == 2
+    assert type(model).__name__ == 'PADingSegmentor'
+    model.train()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    log_vars = model.train_step(pseudo_collate([train[0], train[1]]),
+                                optim_wrapper)
+    assert 'decode.loss_cls' in log_vars
+    assert all(torch.isfinite(value) for value in log_vars.values())
+    check_predict_and_evaluate(cfg, model, val)
+    return model.state_dict()
+
+
+def test_stage1_trains_predicts_and_evaluates(stage1_state):
+    assert stage1_state['decode_head.cls_embed.weight'].shape == (172, 256)
+
+
+def test_stage2_trains_predicts_and_evaluates(stuff_root, stage1_state):
+    torch.manual_seed(0)
+    cfg = cpu_config('zss_r50', stuff_root)
+    train, val, model = build(cfg)
+    model.load_state_dict(stage1_state, strict=False)
+    model.train()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    assert isinstance(optim_wrapper, OptimWrapperDict)
+    assert set(optim_wrapper.keys()) == {'generator', 'classifier'}
+    backbone_before = model.backbone.layer1[0].bn1.running_mean.clone()
+    log_vars = model.train_step(pseudo_collate([train[0], train[1]]),
+                                optim_wrapper)
+    assert {'gen.loss_mmd', 'gen.loss_align', 'cls.loss_cls'} <= set(
+        log_vars)
+    assert all(torch.isfinite(value) for value in log_vars.values())
+    assert torch.equal(model.backbone.layer1[0].bn1.running_mean,
+                       backbone_before)
+    # All 15 unseen classes, 5.0 each, in the classifier's CE.
+    learner = model.learner
+    assert len(learner.unseen_ids) == 15
+    assert (learner.class_weight[learner.unseen_ids] == 5.0).all()
+    assert not torch.equal(learner.classifier.weight.detach(),
+                           stage1_state['decode_head.cls_embed.weight'])
+    check_predict_and_evaluate(cfg, model, val)
