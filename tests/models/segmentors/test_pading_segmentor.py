@@ -280,7 +280,7 @@ def test_bad_settings_raise(files):
 def test_matched_labels_are_the_label_map_classes(files):
     model, _ = stage2_model(files)
     data = model.data_preprocessor(make_data(), True)
-    samples = model.instance_data_samples(data['data_samples'])
+    samples = model.matching_samples(data['data_samples'])
     with torch.no_grad():
         query_features = model.decode_head.query_features(
             model.extract_feat(data['inputs']), samples)

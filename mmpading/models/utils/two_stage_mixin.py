@@ -1,0 +1,202 @@
+"""PADing's two stages, shared by the mmdet and mmseg models."""
+from __future__ import annotations
+
+import torch
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from torch import Tensor, nn
+
+from mmpading.registry import MODELS
+
+from ..learners.zero_shot_learner import ZeroShotLearner, unwrap_learner
+
+# In stage 2, MMSeparateDistributedDataParallel wraps the learner in DDP;
+# torch's state_dict() then names its entries zero_shot.module.*.
+LEARNER_DDP_PREFIX = 'zero_shot.module.'
+
+
+def _rename_prefix(state_dict: dict, old: str, new: str) -> None:
+    """Rename the keys (and metadata entries) of ``state_dict`` in place."""
+    for key in [key for key in state_dict if key.startswith(old)]:
+        state_dict[new + key[len(old):]] = state_dict.pop(key)
+    metadata = getattr(state_dict, '_metadata', None)
+    if metadata is not None:
+        old_module = old[:-1]
+        for key in [key for key in metadata
+                    if key == old_module or key.startswith(old)]:
+            metadata[new[:-1] + key[len(old_module):]] = metadata.pop(key)
+
+
+def _unwrap_learner_keys(module: nn.Module, state_dict: dict, prefix: str,
+                         local_metadata: dict) -> None:
+    """Save the learner under the same keys with or without DDP.
+
+    mmengine's Runner saves ``model.state_dict()``, where a DDP-wrapped
+    child adds ``module.``; its loader unwraps every wrapper and expects the
+    plain names, so a checkpoint of a distributed stage-2 run would neither
+    resume nor load for testing.
+    """
+    _rename_prefix(state_dict, prefix + LEARNER_DDP_PREFIX,
+                   prefix + 'zero_shot.')
+
+
+class TwoStageZeroShotMixin:
+    """Stage 1 / stage 2 handling of a Mask2Former model.
+
+    Stage 1 (``stage=1``) is the upstream model's ordinary training on seen
+    classes. Stage 2 (``stage=2``) freezes the segmenter (eval mode, no
+    gradients, whatever ``train()`` says) and, every iteration, alternates
+    the generator step and the classifier step of :class:`ZeroShotLearner`
+    through an :class:`~mmengine.optim.OptimWrapperDict` with the keys
+    ``generator`` (absent without a generator) and ``classifier``. The
+    learner's classifier starts as stage 1's ``cls_embed``, once.
+
+    A subclass names the head that holds ``cls_embed`` and
+    ``query_features`` (``zero_shot_head_name``), lists its frozen modules
+    and may convert its data samples for the head's matching.
+    """
+
+    #: Attribute of the head with ``cls_embed`` and ``query_features``.
+    zero_shot_head_name: str
+    #: Config key that sets the class count, for error messages.
+    class_count_keys: str
+
+    def _init_two_stage(self, stage: int, zero_shot: dict | None,
+                        num_classes: int) -> None:
+        if stage not in (1, 2):
+            raise ValueError(f'stage must be 1 or 2, got {stage!r}')
+        head = self.zero_shot_head
+        if not hasattr(head, 'query_features'):
+            raise TypeError(
+                f'{type(self).__name__} needs a head with class-embedding '
+                f'access for {self.zero_shot_head_name} (ZeroShotMask2Former'
+                f'Head or ZeroShotMask2FormerSegHead), got '
+                f'{type(head).__name__}')
+        self.stage = stage
+        self.stage1_checkpoint_loaded = False
+        self.zero_shot = None
+        if stage == 1:
+            return
+        if zero_shot is None:
+            raise ValueError(
+                'stage 2 needs `zero_shot`: the ZeroShotLearner config '
+                '(class names, split, embeddings, generator, ...)')
+        zero_shot = dict(zero_shot)
+        zero_shot.setdefault('type', 'ZeroShotLearner')
+        num_names = len(zero_shot.get('class_names', ()))
+        if num_names != num_classes:
+            raise ValueError(
+                f'zero_shot.class_names lists {num_names} classes but '
+                f'{self.class_count_keys} is {num_classes}')
+        self.zero_shot = MODELS.build(zero_shot)
+        self._freeze_segmenter()
+        self._register_state_dict_hook(_unwrap_learner_keys)
+
+    @property
+    def zero_shot_head(self) -> nn.Module:
+        return getattr(self, self.zero_shot_head_name)
+
+    @property
+    def learner(self) -> ZeroShotLearner:
+        """The stage-2 learner, unwrapped from DDP if needed."""
+        return unwrap_learner(self.zero_shot)
+
+    # ------------------------------------------------------------ freezing
+    def frozen_modules(self) -> list[nn.Module]:
+        """The segmenter modules stage 2 keeps frozen."""
+        raise NotImplementedError
+
+    def _freeze_segmenter(self) -> None:
+        for module in self.frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> TwoStageZeroShotMixin:
+        """Keep the frozen segmenter in eval mode (BN, dropout) in stage 2."""
+        super().train(mode)
+        if self.stage == 2:
+            for module in self.frozen_modules():
+                module.eval()
+        return self
+
+    # ---------------------------------------------------------- checkpoint
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """Refuse a checkpoint whose classifier has another class count.
+
+        Also reads learner keys saved from a DDP-wrapped learner
+        (``zero_shot.module.*``).
+        """
+        _rename_prefix(state_dict, prefix + LEARNER_DDP_PREFIX,
+                       prefix + 'zero_shot.')
+        key = f'{prefix}{self.zero_shot_head_name}.cls_embed.weight'
+        if key in state_dict:
+            found = tuple(state_dict[key].shape)
+            expected = tuple(self.zero_shot_head.cls_embed.weight.shape)
+            if found != expected:
+                raise ValueError(
+                    f'The checkpoint\'s {key} has shape {found} '
+                    f'({found[0] - 1} classes + no-object) but this model '
+                    f'expects {expected} ({expected[0] - 1} classes + '
+                    'no-object). Load a stage-1 checkpoint trained on the '
+                    f'same class list, or fix {self.class_count_keys} in '
+                    'the config.')
+            self.stage1_checkpoint_loaded = True
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def _init_classifier_once(self) -> None:
+        if bool(self.learner.classifier_initialised):
+            return
+        if not self.stage1_checkpoint_loaded:
+            raise RuntimeError(
+                'Stage 2 starts from a stage-1 checkpoint, but none was '
+                'loaded: set `load_from` to the stage-1 checkpoint (or '
+                '--resume a stage-2 run).')
+        self.learner.init_classifier_from(self.zero_shot_head.cls_embed)
+
+    # ------------------------------------------------------------ training
+    def matching_samples(self, data_samples: list) -> list:
+        """Data samples in the form the head's matching reads."""
+        return data_samples
+
+    def train_step(self, data: dict | tuple | list,
+                   optim_wrapper: OptimWrapper | OptimWrapperDict
+                   ) -> dict[str, Tensor]:
+        """Stage 1: upstream step. Stage 2: generator then classifier step.
+
+        Returns:
+            dict[str, Tensor]: Logged values; stage-2 keys are prefixed
+            ``gen.`` and ``cls.``.
+        """
+        if self.stage == 1:
+            return super().train_step(data, optim_wrapper)
+        if not isinstance(optim_wrapper, OptimWrapperDict) or \
+                'classifier' not in optim_wrapper:
+            raise TypeError(
+                'Stage 2 needs an OptimWrapperDict with a `classifier` (and '
+                'a `generator`) wrapper: set optim_wrapper.constructor='
+                "'PADingOptimWrapperConstructor' in the config")
+        data = self.data_preprocessor(data, True)
+        with torch.no_grad():
+            feats = self.extract_feat(data['inputs'])
+            query_features = self.zero_shot_head.query_features(
+                feats, self.matching_samples(data['data_samples']))
+        self._init_classifier_once()
+
+        log_vars: dict[str, Tensor] = {}
+        steps = ['classifier']
+        if self.learner.generator is not None:
+            steps.insert(0, 'generator')
+        for step in steps:
+            wrapper = optim_wrapper[step]
+            with wrapper.optim_context(self.zero_shot):
+                losses = self.zero_shot(query_features.embeddings,
+                                        query_features.labels, step=step)
+            parsed, step_log = self.parse_losses(losses)
+            wrapper.update_params(parsed)
+            prefix = 'gen' if step == 'generator' else 'cls'
+            log_vars.update({f'{prefix}.{k}': v for k, v in step_log.items()})
+        return log_vars
