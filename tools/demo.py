@@ -22,14 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import os.path as osp
-import shutil
 import time
 
-from mmengine.runner import Runner
-
 import mmpading  # noqa: F401  (registers components)
+from mmpading.apis import evaluate_toy_config, train_toy_config
 from mmpading.datasets.toy_generator import generate_toy_dataset
-from mmpading.testing import toy_config
 
 DATA_ROOT = 'data/toy'
 VARIANTS = {'PADing': 'pading_toy_stage2', 'GMMN': 'pading_toy_stage2_gmmn'}
@@ -77,70 +74,6 @@ def ensure_data(data_root: str, seed: int) -> None:
     print(json.dumps(summary, indent=1)[:800])
 
 
-def last_checkpoint(work_dir: str) -> str | None:
-    path = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        checkpoint = f.read().strip()
-    return checkpoint if osp.isfile(checkpoint) else None
-
-
-def train(name: str, work_dir: str, data_root: str, seed: int,
-          max_iters: int | None, load_from: str | None,
-          reuse: bool) -> str:
-    """Train one config; returns the final checkpoint."""
-    if reuse and (checkpoint := last_checkpoint(work_dir)):
-        print(f'reusing {checkpoint}')
-        return checkpoint
-    if osp.isdir(work_dir):
-        shutil.rmtree(work_dir)
-    cfg = toy_config(name, data_root, work_dir)
-    cfg.experiment_name = f'{name}_{int(time.time())}'
-    cfg.randomness = dict(seed=seed)
-    if max_iters is not None:
-        scale_schedule(cfg, max_iters)
-    # Evaluation comes later, once per model.
-    cfg.train_cfg.val_interval = cfg.train_cfg.max_iters + 1
-    if load_from is not None:
-        cfg.load_from = load_from
-    Runner.from_cfg(cfg).train()
-    checkpoint = last_checkpoint(work_dir)
-    if checkpoint is None:
-        raise RuntimeError(f'training {name} wrote no checkpoint')
-    return checkpoint
-
-
-def scale_schedule(cfg, max_iters: int) -> None:
-    """Shorten or lengthen a config's schedule, milestones included."""
-    default_iters = cfg.train_cfg.max_iters
-    cfg.train_cfg.max_iters = max_iters
-    cfg.default_hooks.checkpoint.interval = max_iters
-    schedulers = cfg.param_scheduler
-    # Stage 1: one scheduler; stage 2: a list per optimizer.
-    groups = [[schedulers]] if 'type' in schedulers else schedulers.values()
-    for group in groups:
-        for scheduler in group:
-            scheduler['end'] = max_iters
-            scheduler['milestones'] = [
-                max(1, round(m * max_iters / default_iters))
-                for m in scheduler['milestones']
-            ]
-
-
-def evaluate(name: str, checkpoint: str, work_dir: str, data_root: str,
-             overlay_dir: str | None) -> dict:
-    cfg = toy_config(name, data_root, work_dir)
-    cfg.experiment_name = f'{name}_test_{int(time.time())}'
-    cfg.load_from = checkpoint
-    cfg.resume = False
-    if overlay_dir is not None:
-        # Ground truth | prediction, one image per validation image.
-        cfg.default_hooks.visualization.update(
-            draw=True, test_out_dir=osp.abspath(overlay_dir))
-    return Runner.from_cfg(cfg).test()
-
-
 def format_table(results: dict[str, dict]) -> str:
     header = f'{"metric":<14}' + ''.join(
         f'| {name:^23}' for name in results)
@@ -164,22 +97,23 @@ def main() -> None:
     ensure_data(args.data_root, args.seed)
 
     banner('2/4 Stage 1: Mask2Former on seen classes only')
-    stage1 = train('pading_toy_stage1', osp.join(args.work_dir, 'stage1'),
-                   args.data_root, args.seed, args.stage1_iters, None,
-                   args.reuse)
+    stage1 = train_toy_config(
+        'pading_toy_stage1', osp.join(args.work_dir, 'stage1'),
+        args.data_root, args.seed, args.stage1_iters, reuse=args.reuse)
 
     results = {}
     for step, (label, name) in enumerate(VARIANTS.items(), start=3):
         banner(f'{step}/4 Stage 2 ({label}): frozen segmenter, synthetic '
                'unseen features, new classifier')
         work_dir = osp.join(args.work_dir, name)
-        checkpoint = train(name, work_dir, args.data_root, args.seed,
-                           args.stage2_iters, stage1, args.reuse)
+        checkpoint = train_toy_config(name, work_dir, args.data_root,
+                                      args.seed, args.stage2_iters, stage1,
+                                      args.reuse)
         banner(f'Evaluating {label} on all classes')
         overlay_dir = None if args.no_overlays or label != 'PADing' else \
             osp.join(args.work_dir, 'overlays')
-        results[label] = evaluate(name, checkpoint, work_dir,
-                                  args.data_root, overlay_dir)
+        results[label] = evaluate_toy_config(name, checkpoint, work_dir,
+                                             args.data_root, overlay_dir)
 
     banner('Generalized zero-shot results on the toy data set (val)')
     print(format_table(results))

@@ -1,0 +1,20 @@
+from .model_loading import (
+                              build_eval_dataset,
+                              collate,
+                              load_model,
+                              load_trained_model,
+                              resolve_config,
+                              toy_config_names,
+)
+from .toy_experiments import (
+                              evaluate_toy_config,
+                              last_checkpoint,
+                              scale_schedule,
+                              train_toy_config,
+)
+
+__all__ = [
+    'evaluate_toy_config', 'last_checkpoint', 'scale_schedule',
+    'train_toy_config', 'build_eval_dataset', 'collate', 'load_model',
+    'load_trained_model', 'resolve_config', 'toy_config_names'
+]

@@ -1,0 +1,158 @@
+"""Build a trained model and its evaluation data outside a Runner.
+
+The analysis tools (``tools/analysis_tools/vis_features.py``,
+``vis_predictions.py``) look inside several trained models at once: they
+need the model in eval mode with its checkpoint, and the validation data
+set with ground truth, without the Runner's training or evaluation loops.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+import torch
+from mmengine.config import Config
+from mmengine.dataset import BaseDataset, pseudo_collate
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from torch import nn
+
+from mmpading.registry import UPSTREAM_SCOPES
+from mmpading.testing.toy_configs import TOY_CONFIG_DIR, _rebase, toy_config
+
+
+def resolve_config(config: str,
+                   data_root: str | None = None,
+                   options: dict[str, Any] | None = None) -> Config:
+    """Load a config given by toy config name or by file path.
+
+    Args:
+        config (str): A toy config name (``configs/toy/<name>.py``, e.g.
+            ``'pading_toy_stage2'``) or the path of a ``.py`` config.
+        data_root (str, optional): Toy data set folder that replaces
+            ``data/toy/`` in the config (toy configs, and path configs
+            that use the default toy root).
+        options (dict, optional): Dotted overrides, as ``--cfg-options``
+            takes them.
+
+    Returns:
+        Config: The loaded config.
+
+    Raises:
+        FileNotFoundError: Neither a toy config name nor an existing file.
+    """
+    options = dict(options or {})
+    if osp.isfile(config):
+        cfg = Config.fromfile(config)
+        if data_root is not None:
+            # The toy configs' re-rooting, for any config file.
+            cfg = Config(
+                _rebase(cfg.to_dict(), data_root.rstrip('/') + '/'),
+                filename=cfg.filename)
+        if options:
+            cfg.merge_from_dict(options)
+        return cfg
+    if osp.isfile(osp.join(TOY_CONFIG_DIR, f'{config}.py')):
+        return toy_config(config, data_root, **options)
+    raise FileNotFoundError(
+        f'config {config!r} is neither a file nor a toy config name (one of '
+        f'{", ".join(toy_config_names())})')
+
+
+def toy_config_names() -> list[str]:
+    """Names of the bundled toy configs (``configs/toy/*.py``)."""
+    if not osp.isdir(TOY_CONFIG_DIR):
+        return []
+    return sorted(
+        name[:-3] for name in os.listdir(TOY_CONFIG_DIR)
+        if name.endswith('.py'))
+
+
+def _registries(cfg: Config) -> ModuleType:
+    """The registries of the config's scope, made the default scope."""
+    scope = cfg.get('default_scope', 'mmdet')
+    if scope not in UPSTREAM_SCOPES:
+        raise ValueError(f'default_scope {scope!r} unsupported; expected one '
+                         f'of {sorted(UPSTREAM_SCOPES)}')
+    init_default_scope(scope)
+    return UPSTREAM_SCOPES[scope]
+
+
+def load_model(cfg: Config,
+               checkpoint: str,
+               device: str | torch.device = 'cpu') -> nn.Module:
+    """Build ``cfg.model``, load ``checkpoint`` and switch to eval mode.
+
+    A stage-2 model (``model.stage == 2``) must get a stage-2 checkpoint:
+    a stage-1 one leaves the learner (classifier, generator) at its random
+    initialisation, which would silently show meaningless results.
+
+    Args:
+        cfg (Config): The model's config.
+        checkpoint (str): Checkpoint file.
+        device (str | torch.device): Device of the model.
+
+    Returns:
+        nn.Module: The model, in eval mode.
+
+    Raises:
+        FileNotFoundError: ``checkpoint`` does not exist.
+        ValueError: The checkpoint cannot be read or does not fit.
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint!r} not found')
+    model = _registries(cfg).MODELS.build(cfg.model)
+    try:
+        loaded = load_checkpoint(model, checkpoint, map_location='cpu')
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as error:
+        raise ValueError(
+            f'cannot load checkpoint {checkpoint!r} into {cfg.model.type}: '
+            f'{error}') from error
+    state_dict = loaded.get('state_dict', loaded)
+    if getattr(model, 'stage', 1) == 2 and not any(
+            key.startswith('zero_shot.') for key in state_dict):
+        raise ValueError(
+            f'checkpoint {checkpoint!r} holds no stage-2 learner weights '
+            '(zero_shot.*), so it is not a stage-2 checkpoint of this '
+            'config: pass the checkpoint written by the stage-2 training')
+    return model.to(device).eval()
+
+
+def load_trained_model(config: str,
+                       checkpoint: str,
+                       data_root: str | None = None,
+                       options: dict[str, Any] | None = None,
+                       device: str | torch.device = 'cpu'
+                       ) -> tuple[nn.Module, Config]:
+    """:func:`resolve_config` and :func:`load_model` in one call.
+
+    Returns:
+        tuple[nn.Module, Config]: The model in eval mode and its config.
+    """
+    cfg = resolve_config(config, data_root, options)
+    return load_model(cfg, checkpoint, device), cfg
+
+
+def build_eval_dataset(cfg: Config, split: str = 'val') -> BaseDataset:
+    """The data set of ``cfg.<split>_dataloader``, ground truth included.
+
+    Args:
+        cfg (Config): A config with ``val_dataloader`` / ``test_dataloader``
+            / ``train_dataloader``.
+        split (str): ``'val'``, ``'test'`` or ``'train'``.
+
+    Returns:
+        BaseDataset: The built data set (its pipeline as configured).
+    """
+    key = f'{split}_dataloader'
+    if cfg.get(key) is None:
+        raise ValueError(f'the config has no {key}')
+    return _registries(cfg).DATASETS.build(cfg[key].dataset)
+
+
+def collate(dataset: BaseDataset, indices: Sequence[int]) -> dict:
+    """A batch of ``dataset`` items, as the default dataloader makes it."""
+    return pseudo_collate([dataset[index] for index in indices])
