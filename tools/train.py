@@ -14,7 +14,7 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
 import mmpading  # noqa: F401  (registers components, torch.load compat)
 
@@ -81,8 +81,14 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.amp:
         enable_amp(cfg)
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        if find_latest_checkpoint(cfg.work_dir) is None:
+            # Nothing to resume yet: start the run as without --resume, so a
+            # stage-2 run keeps its stage-1 `load_from`.
+            print(f'--resume: no checkpoint in {cfg.work_dir} yet; '
+                  'starting from the beginning', flush=True)
+        else:
+            cfg.resume = True
+            cfg.load_from = None
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume

@@ -111,3 +111,32 @@ def test_killed_stage2_resumes_from_last_checkpoint(toy_cwd, stage1_run):
     assert final['meta']['iter'] == target
     # The resumed run kept its stage-2 classifier instead of starting over.
     assert final['state_dict']['zero_shot.classifier_initialised'] == 1
+
+
+def _train_tool_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'train_tool', REPO / 'tools' / 'train.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_resume_without_checkpoints_keeps_load_from(tmp_path):
+    """`--resume` on a fresh stage-2 work dir starts from stage 1."""
+    train_tool = _train_tool_module()
+    config = str(REPO / 'configs' / 'toy' / 'pading_toy_stage2.py')
+    work_dir = tmp_path / 'stage2'
+    args = train_tool.argparse.Namespace(
+        config=config, launcher='none', cfg_options=None,
+        work_dir=str(work_dir), amp=False, resume='auto')
+    cfg = train_tool.build_config(args)
+    assert not cfg.get('resume', False)
+    assert cfg.load_from.endswith('pading_toy_stage1/iter_600.pth')
+
+    # With a checkpoint in the work dir, the same flag resumes from it.
+    work_dir.mkdir()
+    (work_dir / 'iter_5.pth').write_bytes(b'')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'iter_5.pth'))
+    cfg = train_tool.build_config(args)
+    assert cfg.resume is True and cfg.load_from is None
