@@ -1,0 +1,158 @@
+"""tools/analysis_tools/run_ablation.py: statistics, verdict, report, runs."""
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / 'tools' / 'analysis_tools' / 'run_ablation.py'
+
+
+@pytest.fixture(scope='module')
+def ablation():
+    spec = importlib.util.spec_from_file_location('run_ablation', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules.
+    sys.modules['run_ablation'] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules['run_ablation']
+
+
+def fake_metrics(pq_hm: float, offset: float = 0.0) -> dict:
+    """Metrics with every key the report reads, HM-PQ set to ``pq_hm``."""
+    metrics = {}
+    for prefix in ('gzsl_panoptic/PQ', 'gzsl_panoptic/SQ',
+                   'gzsl_panoptic/RQ', 'gzsl_semseg/mIoU',
+                   'gzsl_instance/segm_mAP50', 'gzsl_instance/bbox_mAP50'):
+        metrics.update({f'{prefix}_seen': 60.0 + offset,
+                        f'{prefix}_unseen': 10.0 + offset,
+                        f'{prefix}_hm': 20.0 + offset})
+    metrics['gzsl_panoptic/PQ_hm'] = pq_hm
+    return metrics
+
+
+def fake_results(hm_by_variant: dict[str, list[float]]) -> dict:
+    return {key: {seed: fake_metrics(value)
+                  for seed, value in enumerate(values)}
+            for key, values in hm_by_variant.items()}
+
+
+def labels(ablation) -> dict:
+    return {v.key: v.label for v in ablation.ABLATION_VARIANTS}
+
+
+def test_mean_std_is_the_sample_std(ablation):
+    mean, std = ablation.mean_std([1.0, 2.0, 3.0, 4.0])
+    assert mean == pytest.approx(2.5)
+    assert std == pytest.approx(math.sqrt(5 / 3))  # n - 1 in the divisor
+    assert ablation.mean_std([7.0]) == (7.0, 0.0)
+    assert all(math.isnan(v) for v in ablation.mean_std([]))
+
+
+def test_verdict_matches_when_each_component_helps(ablation):
+    results = fake_results({
+        'projection': [0, 0, 0], 'gmmn': [5, 6, 4], 'p': [8, 9, 7],
+        'p_a': [10, 12, 9], 'pading': [14, 13, 15]})
+    lines = ablation.ordering_verdict(results, labels(ablation))
+    assert lines[0].startswith('**The ordering matches the paper**')
+    assert '4 of 4 adjacent steps' in lines[0]
+    assert not any('unlike the paper' in line for line in lines)
+    # Paired, seed by seed: P + A beats P in every seed.
+    assert any(line.startswith('- P + A > P') and '3 of 3 seeds' in line
+               for line in lines)
+
+
+def test_verdict_names_the_step_that_breaks_the_order(ablation):
+    results = fake_results({
+        'projection': [0, 0, 0], 'gmmn': [5, 6, 4], 'p': [3, 2, 1],
+        'p_a': [10, 12, 9], 'pading': [14, 13, 15]})
+    lines = ablation.ordering_verdict(results, labels(ablation))
+    assert 'does not match' in lines[0]
+    assert '3 of 4 adjacent steps' in lines[0]
+    broken = [line for line in lines if 'unlike the paper' in line]
+    assert len(broken) == 1 and broken[0].startswith('- P < GMMN')
+    assert '0 of 3 seeds' in broken[0]
+
+
+def test_report_tables_charts_and_raw_metrics(ablation, tmp_path):
+    results = fake_results({
+        'projection': [0, 0, 0], 'gmmn': [5, 6, 4], 'pading': [14, 13, 15]})
+    sweep = fake_results({100: [9, 10, 11], 400: [14, 13, 15]})
+    args = ablation.parse_args(['--out', str(tmp_path / 'r' / 'abl.md')])
+    text = ablation.write_report(results, sweep, args,
+                                 fake_metrics(0.0), elapsed_s=90.0)
+    assert (tmp_path / 'r' / 'abl.md').read_text() == text
+    for row in ('| Projection |', '| GMMN |', '| PADing (P + A + D) |'):
+        assert sum(line.startswith(row) for line in text.splitlines()) == 3
+    # Table 1 HM-PQ of PADing: mean 14.0, sample std 1.0.
+    pading_row = next(line for line in text.splitlines()
+                      if line.startswith('| PADing (P + A + D) | 60.0'))
+    assert '| 14.0 ± 1.0 |' in pading_row
+    assert '| 400 (default) |' in text and '| 100 |' in text
+    assert '| PADing (P + A + D) | 41.5 | 15.3 | 22.3 |' in text
+    for png in ('abl.png', 'abl_primitives.png'):
+        assert (tmp_path / 'r' / png).stat().st_size > 10_000
+    raw = json.loads((tmp_path / 'r' / 'abl.json').read_text())
+    assert raw['seeds'] == [0, 1, 2]
+    assert raw['variants']['gmmn']['1']['gzsl_panoptic/PQ_hm'] == 6
+
+
+def test_bad_arguments_are_refused(ablation):
+    with pytest.raises(SystemExit):
+        ablation.parse_args(['--seeds', '0'])
+    with pytest.raises(SystemExit):
+        ablation.parse_args(['--variants', 'nope'])
+
+
+@pytest.mark.slow
+def test_tiny_ablation_end_to_end(tiny_toy_root, tmp_path):
+    work_dir = tmp_path / 'ablation'
+    out = tmp_path / 'results' / 'toy_ablation.md'
+    command = [
+        sys.executable, str(SCRIPT), '--data-root', tiny_toy_root,
+        '--work-dir', str(work_dir), '--out', str(out), '--seeds', '0',
+        '1', '--variants', 'projection', 'pading', '--primitives', '100',
+        '400', '--stage1-iters', '1', '--stage2-iters', '1', '--reuse'
+    ]
+    result = subprocess.run(command, cwd=REPO, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = out.read_text()
+    assert 'Does the ordering match the paper?' in text
+    assert '| Projection |' in text and '| 100 |' in text
+    assert (out.parent / 'toy_ablation.png').is_file()
+    raw = json.loads((out.parent / 'toy_ablation.json').read_text())
+    # 400 primitives is the PADing row itself: trained once per seed.
+    assert set(raw['variants']) == {'projection', 'pading'}
+    assert set(raw['primitives']) == {'100', '400'}
+    assert raw['primitives']['400'] == raw['variants']['pading']
+    assert not (work_dir / 'pading_prim400').exists()
+    for metrics in raw['variants']['pading'].values():
+        assert 'gzsl_panoptic/PQ_hm' in metrics
+        assert 'gzsl_instance/bbox_mAP50_hm' in metrics
+
+    # A rerun with --reuse trains nothing; --report-only rewrites the
+    # report from the cache.
+    checkpoint = work_dir / 'pading' / 'seed1' / 'iter_1.pth'
+    stamp = checkpoint.stat().st_mtime_ns
+    out.unlink()
+    result = subprocess.run(command + ['--report-only'], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert out.read_text().count('| PADing (P + A + D) |') == 3
+    assert checkpoint.stat().st_mtime_ns == stamp
+
+
+def test_report_only_without_runs_says_what_to_do(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), '--report-only', '--work-dir',
+         str(tmp_path / 'none'), '--out', str(tmp_path / 'r.md')],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert 'run without --report-only first' in result.stderr
+    assert 'Traceback' not in result.stderr
