@@ -1,7 +1,8 @@
 # Stage 2 (PADing) on the toy data set: the stage-1 segmenter is frozen; a
 # primitive generator with relation alignment and disentanglement
 # synthesises unseen-class features and a new classifier is trained on real
-# and synthetic features. Hyperparameters are DESIGN §2's (panoptic).
+# and synthetic features. Hyperparameters are the paper's panoptic ones
+# (docs/method.md).
 _base_ = './pading_toy_stage1.py'
 
 load_from = 'work_dirs/pading_toy_stage1/iter_600.pth'

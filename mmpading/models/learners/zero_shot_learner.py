@@ -21,7 +21,7 @@ class ZeroShotLearner(BaseModule):
     Holds every module stage 2 trains, so that the detector's frozen
     segmenter and these parts can be wrapped for DDP separately
     (``MMSeparateDistributedDataParallel``). :meth:`forward` computes the
-    losses of one of the two alternating steps of DESIGN §2:
+    losses of one of the two alternating steps (docs/method.md):
 
     - ``step='generator'``: MMD between synthetic and real seen features,
       a small CE of the current classifier on the synthetic seen features,
@@ -44,7 +44,7 @@ class ZeroShotLearner(BaseModule):
             synthetic seen features in the generator step.
         disentangle_head (dict, optional): PADing's D.
         relation_align_loss (dict, optional): PADing's A.
-        lambda_weight (float): lambda of DESIGN §2 (1e-4 panoptic, 1e-3
+        lambda_weight (float): lambda of docs/method.md (1e-4 panoptic, 1e-3
             instance / semantic).
         num_unseen_per_iter (int, optional): Unseen synthetic features per
             classifier step (classes drawn uniformly); None: one per unseen
