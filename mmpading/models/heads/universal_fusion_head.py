@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,8 @@ class UniversalFusionHead(MaskFormerFusionHead):
 
     ``test_cfg`` keys: upstream's (``panoptic_on``, ``instance_on``,
     ``max_per_image``, ``object_mask_thr``, ``iou_thr``, ...) plus
-    ``semantic_on``.
+    ``semantic_on`` and ``semantic_logits`` (also keep the per-class
+    scores; off by default, they are large).
 
     Args:
         seen_class_ids (Sequence[int], optional): Classes whose scores the
@@ -68,22 +70,28 @@ class UniversalFusionHead(MaskFormerFusionHead):
         probs[..., seen] = probs[..., seen] - self.calibration_gamma
         return probs.clamp_min(1e-8).log().to(mask_cls.dtype)
 
-    def semantic_postprocess(self, mask_cls: Tensor,
-                             mask_pred: Tensor) -> PixelData:
+    def semantic_postprocess(self,
+                             mask_cls: Tensor,
+                             mask_pred: Tensor,
+                             keep_logits: bool = True) -> PixelData:
         """Semantic segmentation of one image.
 
         Args:
             mask_cls (Tensor): Logits, shape (Q, K + 1).
             mask_pred (Tensor): Mask logits, shape (Q, H, W).
+            keep_logits (bool): Also return the per-class scores (K x H x
+                W floats: about 0.5 GB for 133 classes at 800 x 1216).
 
         Returns:
-            PixelData: ``sem_seg`` (1, H, W) long class indices and
-            ``seg_logits`` (K, H, W) per-class scores.
+            PixelData: ``sem_seg`` (1, H, W) long class indices and, with
+            ``keep_logits``, ``seg_logits`` (K, H, W) per-class scores.
         """
         cls_prob = F.softmax(mask_cls, dim=-1)[:, :-1]
         scores = torch.einsum('qc,qhw->chw', cls_prob, mask_pred.sigmoid())
-        return PixelData(
-            sem_seg=scores.argmax(0, keepdim=True), seg_logits=scores)
+        result = PixelData(sem_seg=scores.argmax(0, keepdim=True))
+        if keep_logits:
+            result.seg_logits = scores
+        return result
 
     def predict(self,
                 mask_cls_results: Tensor,
@@ -93,6 +101,10 @@ class UniversalFusionHead(MaskFormerFusionHead):
                 **kwargs) -> list[dict]:
         """Upstream outputs plus ``sem_results`` when ``semantic_on``.
 
+        The per-image loop is upstream's (which refuses ``semantic_on``):
+        masks are cropped and resized once and shared by the panoptic,
+        instance and semantic post-processing.
+
         Args:
             mask_cls_results (Tensor): Logits, shape (B, Q, K + 1).
             mask_pred_results (Tensor): Mask logits, shape (B, Q, H, W).
@@ -101,23 +113,24 @@ class UniversalFusionHead(MaskFormerFusionHead):
 
         Returns:
             list[dict]: Per image, any of ``pan_results``, ``ins_results``
-            and ``sem_results``.
+            and ``sem_results`` (``seg_logits`` only with
+            ``test_cfg.semantic_logits=True``).
         """
         mask_cls_results = self.calibrate(mask_cls_results)
-        semantic_on = self.test_cfg.get('semantic_on', False)
-        # Upstream refuses semantic_on; run it without and add our own.
-        upstream_cfg = self.test_cfg
-        self.test_cfg = {**upstream_cfg, 'semantic_on': False}
-        try:
-            results = super().predict(mask_cls_results, mask_pred_results,
-                                      batch_data_samples, rescale=rescale)
-        finally:
-            self.test_cfg = upstream_cfg
-        if not semantic_on:
-            return results
-        for result, mask_cls, mask_pred, sample in zip(
-                results, mask_cls_results, mask_pred_results,
-                batch_data_samples):
+        outputs = {
+            'pan_results': (self.test_cfg.get('panoptic_on', True),
+                            self.panoptic_postprocess),
+            'ins_results': (self.test_cfg.get('instance_on', False),
+                            self.instance_postprocess),
+            'sem_results': (self.test_cfg.get('semantic_on', False),
+                            partial(self.semantic_postprocess,
+                                    keep_logits=self.test_cfg.get(
+                                        'semantic_logits', False))),
+        }
+        results = []
+        for mask_cls, mask_pred, sample in zip(mask_cls_results,
+                                               mask_pred_results,
+                                               batch_data_samples):
             height, width = sample.metainfo['img_shape'][:2]
             mask_pred = mask_pred[:, :height, :width]
             if rescale:
@@ -126,6 +139,8 @@ class UniversalFusionHead(MaskFormerFusionHead):
                     size=sample.metainfo['ori_shape'][:2],
                     mode='bilinear',
                     align_corners=False)[:, 0]
-            result['sem_results'] = self.semantic_postprocess(
-                mask_cls, mask_pred)
+            results.append({
+                key: postprocess(mask_cls, mask_pred)
+                for key, (enabled, postprocess) in outputs.items() if enabled
+            })
         return results

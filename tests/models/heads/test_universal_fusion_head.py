@@ -131,8 +131,19 @@ def test_predict_crops_padding_and_rescales_to_the_original_size():
     (rescaled, ) = head.predict(
         mask_cls, mask_pred, [make_sample((6, 5), (12, 10))], rescale=True)
     assert rescaled['sem_results'].sem_seg.shape == (1, 12, 10)
-    assert rescaled['sem_results'].seg_logits.shape == (NUM_CLASSES, 12, 10)
     assert rescaled['pan_results'].sem_seg.shape == (1, 12, 10)
+
+
+def test_per_class_scores_are_kept_only_on_request():
+    mask_cls, mask_pred = random_outputs()
+    (default, ) = make_head().predict(mask_cls, mask_pred, [make_sample()])
+    assert 'seg_logits' not in default['sem_results']
+    head = make_head(test_cfg=make_test_cfg(semantic_logits=True))
+    (kept, ) = head.predict(mask_cls, mask_pred,
+                            [make_sample((6, 5), (12, 10))], rescale=True)
+    assert kept['sem_results'].seg_logits.shape == (NUM_CLASSES, 12, 10)
+    assert torch.equal(kept['sem_results'].seg_logits.argmax(0),
+                       kept['sem_results'].sem_seg[0])
 
 
 # ---------------------------------------------------------- calibration
