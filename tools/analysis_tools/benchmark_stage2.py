@@ -1,0 +1,509 @@
+"""Time the phases of one PADing stage-2 training iteration.
+
+A stage-2 iteration (``TwoStageZeroShotMixin.train_step``) has three
+phases, timed here inside the real ``model.train_step`` (the learner's
+``forward`` is wrapped to stamp the time it is entered, after a CUDA
+synchronisation):
+
+(i) frozen forward: ``data_preprocessor``, ``extract_feat`` and the head's
+    ``query_features`` (forward + Hungarian matching) under ``no_grad``;
+(ii) generator step: the learner's generator losses, ``parse_losses``,
+     backward and the optimizer step (absent without a generator);
+(iii) classifier step: the same for the classifier.
+
+For each config it prints the median ms of each phase, its share of the
+iteration, the ratio (generator + classifier) / frozen forward (target
+<= 15%) and the peak memory: on CUDA ``torch.cuda.max_memory_allocated``
+during one iteration; on the CPU the peak resident set size of the whole
+process (``ru_maxrss``: model, data, Python and allocator caches
+included) beside its resident size once everything was set up. Each
+config runs in a process of its own so that these peaks are its own.
+
+The weights are random (the classifier starts from ``cls_embed`` as in
+stage 2). Batches come from the config's training data loader: for a
+``configs/toy`` config, ``--data-root`` or ``data/toy`` or a small toy set
+generated in a temporary folder, so that the matching sees real ground
+truth. Configs whose data is missing (e.g. COCO for
+``configs/pading/zsp_r50.py``), or ``--synthetic``, get random images with
+rectangular thing segments and striped stuff of seen classes at
+``--image-size``. Nothing is downloaded.
+
+CPU figures use one thread unless ``--threads`` says otherwise (see
+``benchmark_generator.py``).
+
+Examples::
+
+    # PADing toy stage 2 (batch 8 x 128 px), data/toy or a generated set
+    python tools/analysis_tools/benchmark_stage2.py
+    # PADing and the GMMN baseline, toy
+    python tools/analysis_tools/benchmark_stage2.py \\
+        --config pading_toy_stage2 pading_toy_stage2_gmmn
+    # real size: ZSP R-50, 12 synthetic 928 x 928 images per iteration
+    python tools/analysis_tools/benchmark_stage2.py \\
+        --config configs/pading/zsp_r50.py --repeats 5 --warmup 1
+    python tools/analysis_tools/benchmark_stage2.py --device cuda \\
+        --config configs/pading/zsp_r50.py --repeats 20 --warmup 3 \\
+        --json work_dirs/bench_stage2.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os.path as osp
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import HorizontalBoxes
+from mmdet.structures.mask import BitmapMasks
+from mmengine.config import Config
+from mmengine.optim import OptimWrapperDict, build_optim_wrapper
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+from mmengine.structures import InstanceData, PixelData
+from mmengine.utils import ProgressBar
+from torch import nn
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from benchmark_inference import (  # noqa: E402
+    DEFAULT_CONFIG,
+    load_benchmark_config,
+    print_table,
+    quiet_init_weights,
+    resolve_config_path,
+    synchronize,
+)
+
+RATIO_TARGET = 0.15
+PHASES = ('frozen', 'generator', 'classifier')
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Time the frozen forward, generator step and '
+        'classifier step of a PADing stage-2 iteration.')
+    parser.add_argument(
+        '--config',
+        nargs='+',
+        default=[DEFAULT_CONFIG],
+        help='stage-2 configs: names in configs/toy (default '
+        f'{DEFAULT_CONFIG}) or paths, e.g. configs/pading/zsp_r50.py')
+    parser.add_argument(
+        '--data-root',
+        help='toy data set for configs/toy configs; default data/toy if '
+        'present, else one generated in a temporary folder')
+    parser.add_argument(
+        '--synthetic',
+        action='store_true',
+        help='random images and segments instead of the config\'s data '
+        '(the default where that data is missing)')
+    parser.add_argument(
+        '--image-size',
+        type=int,
+        nargs='+',
+        metavar='SIZE',
+        help='height [width] of synthetic images (default: the config\'s '
+        'BatchFixedSizePad size, else 128)')
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        help='images per iteration (default: the config\'s)')
+    parser.add_argument(
+        '--device', default='cpu', help='torch device, e.g. cpu or cuda:0')
+    parser.add_argument(
+        '--repeats', type=int, default=10, help='timed iterations (median)')
+    parser.add_argument(
+        '--warmup', type=int, default=2, help='untimed iterations first')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='torch CPU threads (default 1: reproducible figures on shared '
+        'machines; 0 keeps torch\'s default)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--json', help='also write the figures to this file')
+    # Internal: benchmark one config in this process, figures to this file.
+    parser.add_argument('--worker-output', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        parser.error(f'--device {args.device} was asked for but CUDA is not '
+                     'available; use --device cpu')
+    if args.threads < 0:
+        parser.error('--threads must be >= 0 (0: torch\'s default)')
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error('--repeats must be >= 1 and --warmup >= 0')
+    if args.batch_size is not None and args.batch_size < 1:
+        parser.error('--batch-size must be >= 1')
+    if args.image_size is not None and (len(args.image_size) not in (1, 2)
+                                        or min(args.image_size) < 32):
+        parser.error('--image-size takes a height [and a width] of at least '
+                     '32 pixels')
+    if args.worker_output and len(args.config) != 1:
+        parser.error('a worker benchmarks one config')
+    for config in args.config:
+        try:
+            resolve_config_path(config)
+        except FileNotFoundError as error:
+            parser.error(str(error))
+    return args
+
+
+# ------------------------------------------------------------------ batches
+def _fixed_pad_size(cfg: Config) -> tuple[int, int] | None:
+    for augment in cfg.model.data_preprocessor.get('batch_augments') or []:
+        if augment.get('type') == 'BatchFixedSizePad':
+            return tuple(augment['size'])
+    return None
+
+
+def _has_train_data(cfg: Config) -> bool:
+    dataset = cfg.train_dataloader.dataset
+    ann_file = osp.join(dataset.get('data_root', ''), dataset.ann_file)
+    return osp.isfile(ann_file)
+
+
+def dataloader_batches(cfg: Config, batch_size: int | None) -> Iterator:
+    """Batches of the config's training data loader, endlessly."""
+    loader_cfg = cfg.train_dataloader.copy()
+    if batch_size is not None:
+        loader_cfg.batch_size = batch_size
+    loader = Runner.build_dataloader(loader_cfg)
+    while True:
+        yield from loader
+
+
+def synthetic_sample(model: nn.Module, height: int, width: int,
+                     rng: np.random.Generator,
+                     index: int) -> tuple[torch.Tensor, DetDataSample]:
+    """One random image with panoptic ground truth of seen classes.
+
+    Stuff classes fill vertical bands; 3 to 6 rectangles of thing classes
+    lie on top (later ones occlude earlier ones), as ``PackDetInputs``
+    would pack them.
+    """
+    head = model.panoptic_head
+    num_things = head.num_things_classes
+    seen = model.learner.seen_ids.tolist()
+    seen_things = [label for label in seen if label < num_things]
+    seen_stuff = [label for label in seen if label >= num_things]
+    sem_seg = np.full((height, width), 255, dtype=np.int32)
+    if seen_stuff:
+        edges = np.linspace(0, width, rng.integers(2, 4) + 1).astype(int)
+        for left, right in zip(edges[:-1], edges[1:]):
+            sem_seg[:, left:right] = rng.choice(seen_stuff)
+    instance_map = np.full((height, width), -1, dtype=np.int64)
+    labels = []
+    for instance in range(rng.integers(3, 7) if seen_things else 0):
+        box_h = rng.integers(height // 8, height // 2 + 1)
+        box_w = rng.integers(width // 8, width // 2 + 1)
+        top = rng.integers(0, height - box_h + 1)
+        left = rng.integers(0, width - box_w + 1)
+        instance_map[top:top + box_h, left:left + box_w] = instance
+        labels.append(int(rng.choice(seen_things)))
+    masks, kept = [], []
+    for instance, label in enumerate(labels):
+        mask = instance_map == instance
+        if mask.any():  # not entirely occluded
+            masks.append(mask.astype(np.uint8))
+            kept.append(label)
+            sem_seg[mask] = label
+    boxes = []
+    for mask in masks:
+        rows, cols = np.nonzero(mask)
+        boxes.append([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
+    image = torch.from_numpy(
+        rng.integers(0, 256, (3, height, width), dtype=np.uint8))
+    sample = DetDataSample(
+        metainfo=dict(
+            img_id=index,
+            img_shape=(height, width),
+            ori_shape=(height, width),
+            scale_factor=(1.0, 1.0),
+            flip=False,
+            flip_direction=None))
+    sample.gt_instances = InstanceData(
+        bboxes=HorizontalBoxes(
+            torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)),
+        labels=torch.tensor(kept, dtype=torch.long),
+        masks=BitmapMasks(
+            np.stack(masks) if masks else np.zeros((0, height, width),
+                                                   np.uint8), height, width))
+    sample.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(sem_seg)[None])
+    return image, sample
+
+
+def synthetic_batches(model: nn.Module, batch_size: int, height: int,
+                      width: int, seed: int) -> Iterator:
+    """Endless batches of :func:`synthetic_sample` images."""
+    rng = np.random.default_rng(seed)
+    index = 0
+    while True:
+        images, samples = [], []
+        for _ in range(batch_size):
+            image, sample = synthetic_sample(model, height, width, rng, index)
+            images.append(image)
+            samples.append(sample)
+            index += 1
+        yield dict(inputs=images, data_samples=samples)
+
+
+# ------------------------------------------------------------------- timing
+class PhaseClock:
+    """Stamps the entry of each learner step inside a real ``train_step``.
+
+    Args:
+        learner (nn.Module): ``model.zero_shot`` (unwrapped).
+        device (torch.device): Synchronised before each stamp.
+    """
+
+    def __init__(self, learner: nn.Module, device: torch.device) -> None:
+        self.marks: dict[str, float] = {}
+        forward = learner.forward
+
+        def stamped_forward(embeddings: torch.Tensor, labels: torch.Tensor,
+                            step: str) -> dict:
+            synchronize(device)
+            self.marks[step] = time.perf_counter()
+            return forward(embeddings, labels, step=step)
+
+        # nn.Module.__call__ looks `forward` up on the instance first.
+        learner.forward = stamped_forward
+
+    def time_step(self, step: Callable[[], Any],
+                  device: torch.device) -> dict[str, float]:
+        """Seconds of each phase and ``total`` of one ``step()``."""
+        self.marks.clear()
+        synchronize(device)
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+        end = time.perf_counter()
+        first = self.marks.get('generator', self.marks['classifier'])
+        return dict(
+            frozen=first - start,
+            generator=(self.marks['classifier'] - self.marks['generator']
+                       if 'generator' in self.marks else 0.0),
+            classifier=end - self.marks['classifier'],
+            total=end - start)
+
+
+def _resident_bytes() -> int | None:
+    """VmRSS of this process (Linux), else None."""
+    try:
+        with open('/proc/self/status') as status:
+            for line in status:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _peak_resident_bytes() -> int:
+    """Peak RSS of this process: ``ru_maxrss`` (KiB on Linux, B on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == 'darwin' else peak * 1024
+
+
+def run_worker(args: argparse.Namespace) -> dict[str, Any]:
+    """Benchmark ``args.config[0]`` in this process."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    init_default_scope('mmdet')
+    tmp = tempfile.TemporaryDirectory()
+    cfg = load_benchmark_config(args.config[0], args.data_root, tmp.name,
+                                num_train=16)
+    model = MODELS.build(cfg.model)
+    quiet_init_weights(model)
+    # Stage 2 starts from stage 1's cls_embed; no checkpoint here.
+    model.learner.init_classifier_from(model.zero_shot_head.cls_embed)
+    model.to(device).train()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    if not isinstance(optim_wrapper, OptimWrapperDict):
+        raise TypeError(f'{cfg.filename}: optim_wrapper must build an '
+                        'OptimWrapperDict (a stage-2 config)')
+
+    synthetic = args.synthetic or not _has_train_data(cfg)
+    batch_size = args.batch_size or cfg.train_dataloader.batch_size
+    if synthetic:
+        size = args.image_size or _fixed_pad_size(cfg) or (128, )
+        height, width = (list(size) * 2)[:2]
+        if not args.synthetic:
+            print(f'{cfg.filename}: training data not found; synthetic '
+                  f'{height}x{width} images instead', file=sys.stderr)
+        batches = synthetic_batches(model, batch_size, height, width,
+                                    args.seed)
+        source = f'synthetic {height}x{width}'
+        pad = _fixed_pad_size(cfg)
+        if pad and (height < pad[0] or width < pad[1]):
+            # BatchFixedSizePad pads training batches up to its size.
+            source += f' padded to {max(height, pad[0])}x{max(width, pad[1])}'
+    else:
+        batches = dataloader_batches(cfg, args.batch_size)
+        source = cfg.train_dataloader.dataset.data_root
+
+    clock = PhaseClock(model.learner, device)
+    batch = next(batches)  # builds the data loader first
+    resident_after_setup = _resident_bytes()
+    total_steps = args.warmup + args.repeats
+    progress = ProgressBar(total_steps, file=sys.stderr)
+    timings: dict[str, list[float]] = {}
+    for iteration in range(total_steps):
+        if iteration:
+            batch = next(batches)  # loading is not timed
+        times = clock.time_step(
+            partial(model.train_step, batch, optim_wrapper), device)
+        if iteration >= args.warmup:
+            for phase, seconds in times.items():
+                timings.setdefault(phase, []).append(seconds)
+        progress.update()
+    sys.stderr.write('\n')
+
+    cuda_peak = None
+    if device.type == 'cuda':
+        batch = next(batches)
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        model.train_step(batch, optim_wrapper)
+        synchronize(device)
+        cuda_peak = torch.cuda.max_memory_allocated(device)
+    tmp.cleanup()
+    medians = {
+        phase: statistics.median(values)
+        for phase, values in timings.items()
+    }
+    return dict(
+        config=cfg.filename,
+        has_generator=model.learner.generator is not None,
+        batch_size=batch_size,
+        data=source,
+        device=str(device),
+        device_name=(torch.cuda.get_device_name(device) if device.type
+                     == 'cuda' else f'{torch.get_num_threads()} threads'),
+        repeats=args.repeats,
+        warmup=args.warmup,
+        median_ms={phase: value * 1e3
+                   for phase, value in medians.items()},
+        ratio=(medians['generator'] + medians['classifier']) /
+        medians['frozen'],
+        cuda_peak_bytes=cuda_peak,
+        resident_after_setup_bytes=resident_after_setup,
+        peak_resident_bytes=_peak_resident_bytes())
+
+
+def worker_command(args: argparse.Namespace, config: str,
+                   output: str) -> list[str]:
+    command = [
+        sys.executable,
+        osp.abspath(__file__), '--config', config, '--worker-output', output,
+        '--device', args.device, '--repeats',
+        str(args.repeats), '--warmup',
+        str(args.warmup), '--threads',
+        str(args.threads), '--seed',
+        str(args.seed)
+    ]
+    if args.data_root:
+        command += ['--data-root', args.data_root]
+    if args.synthetic:
+        command.append('--synthetic')
+    if args.image_size:
+        command += ['--image-size', *map(str, args.image_size)]
+    if args.batch_size:
+        command += ['--batch-size', str(args.batch_size)]
+    return command
+
+
+def mib(num_bytes: float | None) -> str:
+    return 'n/a' if num_bytes is None else f'{num_bytes / 2**20:.0f}'
+
+
+def print_results(results: list[dict[str, Any]]) -> None:
+    first = results[0]
+    print(f'device: {first["device"]} ({first["device_name"]}), torch '
+          f'{torch.__version__}; median of {first["repeats"]} iterations '
+          f'after {first["warmup"]} warm-up; random weights')
+    rows = []
+    for result in results:
+        ms = result['median_ms']
+        rows.append([
+            osp.splitext(osp.basename(result['config']))[0],
+            str(result['batch_size']), result['data'],
+            *(f'{ms[phase]:.1f}' if phase != 'generator'
+              or result['has_generator'] else 'n/a' for phase in PHASES),
+            f'{ms["total"]:.1f}',
+            *(f'{100 * ms[phase] / ms["total"]:.1f}%' for phase in PHASES),
+            f'{100 * result["ratio"]:.1f}%'
+        ])
+    print_table(
+        'Stage-2 iteration (model.train_step), median ms per iteration:', [
+            'config', 'batch', 'data', 'frozen ms', 'generator ms',
+            'classifier ms', 'total ms', 'frozen', 'generator',
+            'classifier', '(gen+cls)/frozen'
+        ], rows)
+    for result in results:
+        name = osp.splitext(osp.basename(result['config']))[0]
+        ratio = result['ratio']
+        print(f'ratio (generator + classifier) / frozen forward, {name}: '
+              f'{100 * ratio:.1f}% (target <= {100 * RATIO_TARGET:.0f}%: '
+              f'{"met" if ratio <= RATIO_TARGET else "NOT met"})')
+    rows = []
+    for result in results:
+        rows.append([
+            osp.splitext(osp.basename(result['config']))[0],
+            mib(result['cuda_peak_bytes']),
+            mib(result['resident_after_setup_bytes']),
+            mib(result['peak_resident_bytes'])
+        ])
+    print_table(
+        'Peak memory, MiB (CUDA: max allocated in one iteration; RSS: the '
+        'whole benchmark process):',
+        ['config', 'CUDA peak', 'RSS after set-up', 'peak RSS'], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker_output:
+        try:
+            result = run_worker(args)
+        except (FileNotFoundError, ValueError) as error:
+            print(f'error: {error}', file=sys.stderr)
+            return 2
+        with open(args.worker_output, 'w') as file:
+            json.dump(result, file)
+        return 0
+    results = []
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        for index, config in enumerate(args.config):
+            output = osp.join(tmp_dir, f'{index}.json')
+            print(f'benchmarking {config} ...', file=sys.stderr, flush=True)
+            # One process per config: its peak RSS is that config's alone.
+            returncode = subprocess.run(
+                worker_command(args, config, output)).returncode
+            if returncode != 0:
+                print(f'error: benchmarking {config} failed (exit status '
+                      f'{returncode})', file=sys.stderr)
+                return 1
+            with open(output) as file:
+                results.append(json.load(file))
+    print_results(results)
+    if args.json:
+        with open(args.json, 'w') as file:
+            json.dump(results, file, indent=2)
+        print(f'figures written to {args.json}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
