@@ -21,6 +21,12 @@ class PanopticOverlayVisualizer(DetLocalVisualizer):
     This one draws only ``draw_kinds`` (ground truth and prediction side by
     side, as upstream).
 
+    Two gaps of upstream's panoptic drawing are closed: a panoptic data
+    set's test pipeline packs the ground truth as ``gt_sem_seg`` (the
+    class of every pixel), which is drawn in place of a missing
+    ``gt_panoptic_seg``; and a prediction without any segment (all void)
+    leaves the image plain instead of failing inside upstream's drawer.
+
     Args:
         name (str): Instance name (mmengine's visualizers are named).
         draw_kinds (Sequence[str]): Any of ``'instances'``, ``'sem_seg'``
@@ -47,10 +53,22 @@ class PanopticOverlayVisualizer(DetLocalVisualizer):
                        **kwargs) -> None:
         if data_sample is not None:
             data_sample = data_sample.clone()
+            kept = set(self.draw_kinds)
+            gt_kept = set(kept)
+            if 'panoptic_seg' in kept and \
+                    'gt_panoptic_seg' not in data_sample:
+                gt_kept.add('sem_seg')
             for kind in RESULT_KINDS:
-                if kind in self.draw_kinds:
-                    continue
-                for prefix in ('gt_', 'pred_'):
-                    if prefix + kind in data_sample:
+                for prefix, keep in (('gt_', gt_kept), ('pred_', kept)):
+                    if kind not in keep and prefix + kind in data_sample:
                         delattr(data_sample, prefix + kind)
+            if 'pred_panoptic_seg' in data_sample and not self._has_segments(
+                    data_sample.pred_panoptic_seg.sem_seg):
+                delattr(data_sample, 'pred_panoptic_seg')
         super().add_datasample(name, image, data_sample, **kwargs)
+
+    def _has_segments(self, panoptic_map) -> bool:
+        """Whether a panoptic map has any non-void segment."""
+        num_classes = len(self.dataset_meta.get('classes', ()))
+        values = np.unique(np.asarray(panoptic_map.cpu()))
+        return bool((values != num_classes).any())
