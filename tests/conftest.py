@@ -42,7 +42,8 @@ def stage1_checkpoint(tiny_toy_root, tmp_path_factory) -> str:
     work_dir = tmp_path_factory.mktemp('stage1')
     cfg = toy_config('pading_toy_stage1', tiny_toy_root, str(work_dir),
                      **tiny_run_options(2))
-    cfg.train_cfg.val_interval = 100  # no evaluation here
+    # No evaluation here (mmengine validates at max_iters otherwise).
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     runner = Runner.from_cfg(cfg)
     runner.train()
     return str(work_dir / 'iter_2.pth')
