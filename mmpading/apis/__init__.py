@@ -1,5 +1,7 @@
 from .model_loading import (
+                              add_model_arguments,
                               build_eval_dataset,
+                              check_model_arguments,
                               collate,
                               load_model,
                               load_trained_model,
@@ -16,5 +18,6 @@ from .toy_experiments import (
 __all__ = [
     'evaluate_toy_config', 'last_checkpoint', 'scale_schedule',
     'train_toy_config', 'build_eval_dataset', 'collate', 'load_model',
-    'load_trained_model', 'resolve_config', 'toy_config_names'
+    'load_trained_model', 'resolve_config', 'toy_config_names',
+    'add_model_arguments', 'check_model_arguments'
 ]

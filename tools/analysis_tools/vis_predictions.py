@@ -40,16 +40,17 @@ import numpy as np
 import torch
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.structures import DetDataSample
-from mmengine.config import DictAction
 from mmengine.structures import PixelData
 from mmengine.utils import ProgressBar
 
 import mmpading  # noqa: F401  (registers components)
 from mmpading.apis import (
-                           build_eval_dataset,
-                           collate,
-                           load_model,
-                           resolve_config,
+    add_model_arguments,
+    build_eval_dataset,
+    check_model_arguments,
+    collate,
+    load_model,
+    resolve_config,
 )
 from mmpading.visualization import PanopticOverlayVisualizer
 
@@ -76,20 +77,7 @@ class Column:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument(
-        '--model',
-        nargs=3,
-        action='append',
-        required=True,
-        metavar=('LABEL', 'CONFIG', 'CHECKPOINT'),
-        help='a column: its title, a toy config name or config file, and '
-        'the checkpoint (repeat for several columns)')
-    parser.add_argument(
-        '--data-root',
-        help='toy data set folder replacing data/toy/ in the configs '
-        '(default: the configs\' own)')
-    parser.add_argument(
-        '--split', default='val', choices=('val', 'test', 'train'))
+    add_model_arguments(parser, 'a column')
     parser.add_argument(
         '--num-images',
         type=int,
@@ -106,44 +94,13 @@ def parse_args() -> argparse.Namespace:
         default=256,
         help='upscale smaller images (nearest) to this shorter side, so '
         'that the class names stay legible')
-    parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--device', default='cpu')
     parser.add_argument(
         '--out',
         default='docs/results/toy_predictions.png',
         help='PNG to write')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='dotted overrides applied to every config')
     args = parser.parse_args()
-    check_args(parser, args)
+    check_model_arguments(parser, args, positive=('num_images', 'min_size'))
     return args
-
-
-def check_args(parser: argparse.ArgumentParser,
-               args: argparse.Namespace) -> None:
-    """Reject bad input before any model is built."""
-    for name in ('num_images', 'batch_size', 'min_size'):
-        if getattr(args, name) < 1:
-            parser.error(f'--{name.replace("_", "-")} must be >= 1')
-    labels = [label for label, _, _ in args.model]
-    if len(set(labels)) != len(labels):
-        parser.error(f'--model labels must differ, got {labels}')
-    if args.data_root is not None and not osp.isdir(args.data_root):
-        parser.error(f'--data-root {args.data_root!r} is not a folder; '
-                     'generate the toy data set with tools/'
-                     'dataset_converters/make_toy_dataset.py')
-    for label, config, checkpoint in args.model:
-        if not osp.isfile(checkpoint):
-            parser.error(f'--model {label}: checkpoint {checkpoint!r} not '
-                         'found; train the config first (tools/train.py) '
-                         'or fix the path')
-        try:
-            resolve_config(config, args.data_root, args.cfg_options)
-        except FileNotFoundError as error:
-            parser.error(f'--model {label}: {error}')
 
 
 def choose_images(dataset, unseen: set[int], num_images: int) -> list[int]:
