@@ -347,6 +347,42 @@ def sweep_chart(sweep: dict[int, dict[int, dict[str, float]]],
     plt.close(fig)
 
 
+def figure_section(args: argparse.Namespace, out_dir: str) -> list[str]:
+    """Figures 5 and 6 analogues, when they sit beside the report.
+
+    They come from the seed-0 checkpoints of this ablation, through their
+    own tools; the section gives the commands.
+    """
+    runs = {key: osp.join(args.work_dir, key, f'seed{args.seeds[0]}',
+                          f'iter_{args.stage2_iters or 300}.pth')
+            for key in ('gmmn', 'p', 'pading')}
+    configs = {'gmmn': ('GMMN', 'pading_toy_stage2_gmmn'),
+               'p': ('P', 'pading_toy_stage2_p'),
+               'pading': ('PADing', 'pading_toy_stage2')}
+    figures = (
+        ('toy_tsne.png', 'vis_features.py', ('gmmn', 'p', 'pading'),
+         'Fig. 5 analogue: t-SNE of real seen, real unseen and synthetic '
+         'unseen class embeddings.'),
+        ('toy_predictions.png', 'vis_predictions.py', ('gmmn', 'pading'),
+         'Fig. 6 analogue: ground truth | GMMN | PADing panoptic '
+         'predictions (`*` marks unseen classes).'),
+    )
+    lines = []
+    for png, tool, keys, caption in figures:
+        if not osp.isfile(osp.join(out_dir, png)):
+            continue
+        models = ' '.join(
+            f'--model {configs[k][0]} {configs[k][1]} {runs[k]}'
+            for k in keys)
+        lines += [
+            f'### {png}', '', caption, '',
+            f'![{png}]({png})', '', '```bash',
+            f'python tools/analysis_tools/{tool} --data-root '
+            f'{args.data_root} {models} --out docs/results/{png}', '```', ''
+        ]
+    return ['## Figures', ''] + lines if lines else []
+
+
 def write_report(results: dict[str, dict[int, dict[str, float]]],
                  sweep: dict[int, dict[int, dict[str, float]]],
                  args: argparse.Namespace, stage1: dict[str, float] | None,
@@ -431,6 +467,7 @@ def write_report(results: dict[str, dict[int, dict[str, float]]],
         ]
         if sweep_png:
             lines += [f'![primitives]({osp.basename(sweep_png)})', '']
+    lines += figure_section(args, out_dir)
     lines += [
         '## The paper\'s COCO figures (R-50)', '',
         'Zero-shot panoptic segmentation, COCO 119 seen / 14 unseen '
