@@ -199,7 +199,14 @@ class ZeroShotLearner(BaseModule):
             zero = sum(p.sum() for p in self.generator.parameters()) * 0
             return dict(loss_mmd=zero)
         semantic = self.class_semantic_embeddings
-        synthetic_seen = self.generator(semantic[seen_labels])
+        with_unseen = self.disentangle_head is not None or \
+            self.relation_align_loss is not None
+        # A and D also need unseen features: one generator call for both
+        # (rows are generated independently; one call costs half of two).
+        synthetic_labels = torch.cat([seen_labels, self.unseen_ids]) \
+            if with_unseen else seen_labels
+        synthetic = self.generator(semantic[synthetic_labels])
+        synthetic_seen = synthetic[:len(seen_labels)]
         losses = dict(loss_mmd=self.mmd_loss(synthetic_seen, real_seen))
         # The classifier only scores here; its weights are not trained.
         logits = F.linear(synthetic_seen, *self._frozen_linear_params()) \
@@ -208,11 +215,8 @@ class ZeroShotLearner(BaseModule):
         losses['loss_synthetic_cls'] = self.synthetic_cls_weight * \
             F.cross_entropy(logits.float(), seen_labels)
 
-        if self.disentangle_head is None and self.relation_align_loss is None:
+        if not with_unseen:
             return losses
-        synthetic_unseen = self.generator(semantic[self.unseen_ids])
-        synthetic = torch.cat([synthetic_seen, synthetic_unseen])
-        synthetic_labels = torch.cat([seen_labels, self.unseen_ids])
         projected = self.generator.semantic_proj(semantic)
         related = synthetic
         if self.disentangle_head is not None:
