@@ -60,11 +60,23 @@ def test_verdict_matches_when_each_component_helps(ablation):
         'p_a': [10, 12, 9], 'pading': [14, 13, 15]})
     lines = ablation.ordering_verdict(results, labels(ablation))
     assert lines[0].startswith('**The ordering matches the paper**')
-    assert '4 of 4 adjacent steps' in lines[0]
+    assert '4 of 4 do so in every seed' in lines[0]
     assert not any('unlike the paper' in line for line in lines)
     # Paired, seed by seed: P + A beats P in every seed.
     assert any(line.startswith('- P + A > P') and '3 of 3 seeds' in line
                for line in lines)
+
+
+def test_verdict_calls_a_rise_not_seen_in_every_seed_noise(ablation):
+    results = fake_results({
+        'projection': [0, 0, 0], 'gmmn': [5, 6, 4], 'p': [8, 9, 7],
+        'p_a': [10, 12, 9], 'pading': [30, 5, 8]})
+    lines = ablation.ordering_verdict(results, labels(ablation))
+    assert lines[0].startswith('**The ordering matches the paper**')
+    assert '3 of 4 do so in every seed' in lines[0]
+    (noisy, ) = [line for line in lines if 'noise' in line]
+    assert noisy.startswith('- PADing (P + A + D) > P + A')
+    assert '1 of 3 seeds' in noisy
 
 
 def test_verdict_names_the_step_that_breaks_the_order(ablation):
@@ -72,8 +84,8 @@ def test_verdict_names_the_step_that_breaks_the_order(ablation):
         'projection': [0, 0, 0], 'gmmn': [5, 6, 4], 'p': [3, 2, 1],
         'p_a': [10, 12, 9], 'pading': [14, 13, 15]})
     lines = ablation.ordering_verdict(results, labels(ablation))
-    assert 'does not match' in lines[0]
-    assert '3 of 4 adjacent steps' in lines[0]
+    assert lines[0].startswith('**The ordering partly matches the paper**')
+    assert '3 of 4 added components' in lines[0]
     broken = [line for line in lines if 'unlike the paper' in line]
     assert len(broken) == 1 and broken[0].startswith('- P < GMMN')
     assert '0 of 3 seeds' in broken[0]
@@ -116,7 +128,8 @@ def test_tiny_ablation_end_to_end(tiny_toy_root, tmp_path):
     command = [
         sys.executable, str(SCRIPT), '--data-root', tiny_toy_root,
         '--work-dir', str(work_dir), '--out', str(out), '--seeds', '0',
-        '1', '--variants', 'projection', 'pading', '--primitives', '100',
+        '1', '--sweep-seeds', '0', '1', '--variants', 'projection',
+        'pading', '--primitives', '100',
         '400', '--stage1-iters', '1', '--stage2-iters', '1', '--reuse'
     ]
     result = subprocess.run(command, cwd=REPO, capture_output=True,
