@@ -16,6 +16,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmpading  # noqa: F401  (registers components, torch.load compat)
+from mmpading.utils import process_group_cleanup
 
 
 def parse_args() -> argparse.Namespace:
@@ -83,11 +84,12 @@ def build_config(args: argparse.Namespace) -> Config:
 def main() -> None:
     args = parse_args()
     cfg = build_config(args)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-    runner.test()
+    with process_group_cleanup():
+        if 'runner_type' not in cfg:
+            runner = Runner.from_cfg(cfg)
+        else:
+            runner = RUNNERS.build(cfg)
+        runner.test()
 
 
 if __name__ == '__main__':

@@ -93,3 +93,20 @@ def apply_cpu_dist_compat() -> None:
     init = MMDistributedDataParallel.__init__
     if not getattr(init, _PATCHED, False):
         MMDistributedDataParallel.__init__ = _ddp_init(init)
+
+
+@contextmanager
+def process_group_cleanup() -> Iterator[None]:
+    """Destroy the default process group when the block ends.
+
+    mmengine's Runner initialises it and leaves it to interpreter exit,
+    where gloo's worker threads can outlive the interpreter and abort the
+    process (SIGABRT, "terminate called without an active exception")
+    after a successful run. Tools wrap their work in this.
+    """
+    try:
+        yield
+    finally:
+        if torch.distributed.is_available() and \
+                torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
