@@ -24,6 +24,7 @@ Environment variables:
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -322,6 +323,10 @@ def up_to_date(python: str, stamp: Path, pinned: dict[str, str]) -> bool:
 
 
 def main() -> None:
+    # No options: this gives `-h` a help text instead of an installation.
+    argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     start = time.time()
     python = target_python()
     build_reqs = read_requirements('build.txt')
