@@ -40,6 +40,10 @@ import torch
 from mmengine.utils import ProgressBar
 
 from mmpading.models import GMMNGenerator, MMDLoss, PrimitiveGenerator
+from mmpading.utils.benchmarking import (
+    add_timing_arguments,
+    check_timing_arguments,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -69,28 +73,13 @@ def parse_args() -> argparse.Namespace:
         help='dimension of the semantic embeddings (512: CLIP)')
     parser.add_argument(
         '--feat-dim', type=int, default=256, help='feature dimension')
-    parser.add_argument(
-        '--repeats', type=int, default=5, help='timed runs (median kept)')
-    parser.add_argument(
-        '--warmup', type=int, default=2, help='untimed runs first')
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=1,
-        help='torch CPU threads (default 1: reproducible figures on shared '
-        'machines; 0 keeps torch\'s default)')
+    add_timing_arguments(parser, repeats=5)
     parser.add_argument('--seed', type=int, default=0)
     # Internal: measure CPU peak memory of MMDLoss in a fresh process.
     parser.add_argument(
         '--mmd-memory-worker', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.device.startswith('cuda') and not torch.cuda.is_available():
-        parser.error(f'--device {args.device} was asked for but CUDA is not '
-                     'available; use --device cpu')
-    if args.threads < 0:
-        parser.error('--threads must be >= 0 (0: torch\'s default)')
-    if args.repeats < 1 or args.warmup < 0:
-        parser.error('--repeats must be >= 1 and --warmup >= 0')
+    check_timing_arguments(parser, args)
     if min(args.sizes + args.mmd_sizes) < 1:
         parser.error('sizes must be positive')
     return args

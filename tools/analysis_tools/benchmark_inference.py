@@ -81,6 +81,10 @@ import mmpading  # noqa: F401  (registers components)
 from mmpading.datasets.class_embeddings import save_class_embeddings
 from mmpading.testing import toy_config
 from mmpading.testing.toy_configs import TOY_CONFIG_DIR, TOY_DATA_ROOT
+from mmpading.utils.benchmarking import (
+    add_timing_arguments,
+    check_timing_arguments,
+)
 
 DEFAULT_CONFIG = 'pading_toy_stage2'
 # Dimension of the random class embeddings written when the config's file
@@ -115,16 +119,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar='SIZE',
         help='image height [width] (default 128: the toy size; real size '
         'e.g. 800 1216)')
-    parser.add_argument(
-        '--repeats', type=int, default=10, help='timed runs (median kept)')
-    parser.add_argument(
-        '--warmup', type=int, default=2, help='untimed runs first')
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=1,
-        help='torch CPU threads (default 1: reproducible figures on shared '
-        'machines; 0 keeps torch\'s default)')
+    add_timing_arguments(parser, repeats=10)
     parser.add_argument(
         '--breakdown',
         action='store_true',
@@ -156,13 +151,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
         parser.error(f'--checkpoint {args.checkpoint} does not exist')
-    if args.device.startswith('cuda') and not torch.cuda.is_available():
-        parser.error(f'--device {args.device} was asked for but CUDA is not '
-                     'available; use --device cpu')
-    if args.threads < 0:
-        parser.error('--threads must be >= 0 (0: torch\'s default)')
-    if args.repeats < 1 or args.warmup < 0:
-        parser.error('--repeats must be >= 1 and --warmup >= 0')
+    check_timing_arguments(parser, args)
     if args.batch_size < 1:
         parser.error('--batch-size must be >= 1')
     if len(args.image_size) not in (1, 2) or min(args.image_size) < 32:

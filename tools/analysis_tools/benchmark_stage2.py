@@ -74,6 +74,11 @@ from mmengine.structures import InstanceData, PixelData
 from mmengine.utils import ProgressBar
 from torch import nn
 
+from mmpading.utils.benchmarking import (
+    add_timing_arguments,
+    check_timing_arguments,
+)
+
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark_inference import (  # noqa: E402
     DEFAULT_CONFIG,
@@ -120,28 +125,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help='images per iteration (default: the config\'s)')
     parser.add_argument(
         '--device', default='cpu', help='torch device, e.g. cpu or cuda:0')
-    parser.add_argument(
-        '--repeats', type=int, default=10, help='timed iterations (median)')
-    parser.add_argument(
-        '--warmup', type=int, default=2, help='untimed iterations first')
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=1,
-        help='torch CPU threads (default 1: reproducible figures on shared '
-        'machines; 0 keeps torch\'s default)')
+    add_timing_arguments(parser, repeats=10, what='iterations')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='also write the figures to this file')
     # Internal: benchmark one config in this process, figures to this file.
     parser.add_argument('--worker-output', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.device.startswith('cuda') and not torch.cuda.is_available():
-        parser.error(f'--device {args.device} was asked for but CUDA is not '
-                     'available; use --device cpu')
-    if args.threads < 0:
-        parser.error('--threads must be >= 0 (0: torch\'s default)')
-    if args.repeats < 1 or args.warmup < 0:
-        parser.error('--repeats must be >= 1 and --warmup >= 0')
+    check_timing_arguments(parser, args)
     if args.batch_size is not None and args.batch_size < 1:
         parser.error('--batch-size must be >= 1')
     if args.image_size is not None and (len(args.image_size) not in (1, 2)
