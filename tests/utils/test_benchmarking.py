@@ -40,3 +40,30 @@ def test_cuda_without_a_gpu_is_refused(capsys):
     with pytest.raises(SystemExit):
         parse('--device', 'cuda')
     assert 'CUDA is not available' in capsys.readouterr().err
+
+
+def test_mib_and_missing_figures():
+    from mmpading.utils.benchmarking import mib
+    assert mib(3 * 2**20) == '3.0'
+    assert mib(3.4 * 2**20, 0) == '3'
+    assert mib(None) == 'n/a'
+
+
+def test_table_columns_are_aligned(capsys):
+    from mmpading.utils.benchmarking import print_table
+    print_table('T', ['a', 'long header'], [['12345', '1'], ['1', '22']])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == 'T'
+    assert len({len(line) for line in lines[1:]}) == 1  # one width
+    assert lines[3].endswith(' 1') and lines[4].endswith('22')
+
+
+def test_resident_memory_figures():
+    import resource
+
+    from mmpading.utils.benchmarking import max_rss_bytes, proc_status_bytes
+    current = proc_status_bytes('VmRSS')
+    peak = max_rss_bytes(resource.getrusage(resource.RUSAGE_SELF))
+    assert 0 < current <= peak * 1.01
+    with pytest.raises(KeyError):
+        proc_status_bytes('NoSuchFigure')

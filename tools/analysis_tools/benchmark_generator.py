@@ -43,6 +43,11 @@ from mmpading.models import GMMNGenerator, MMDLoss, PrimitiveGenerator
 from mmpading.utils.benchmarking import (
     add_timing_arguments,
     check_timing_arguments,
+    cuda_peak_bytes,
+    mib,
+    print_table,
+    proc_status_bytes,
+    synchronize,
 )
 
 
@@ -83,11 +88,6 @@ def parse_args() -> argparse.Namespace:
     if min(args.sizes + args.mmd_sizes) < 1:
         parser.error('sizes must be positive')
     return args
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
 
 
 def median_seconds(step: Callable[[], None], device: torch.device,
@@ -132,24 +132,6 @@ def mmd_step(loss: MMDLoss, source: torch.Tensor,
     return step
 
 
-def cuda_peak_bytes(step: Callable[[], None], device: torch.device) -> int:
-    synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    baseline = torch.cuda.memory_allocated(device)
-    step()
-    synchronize(device)
-    return torch.cuda.max_memory_allocated(device) - baseline
-
-
-def _status_bytes(key: str) -> int:
-    """A figure (VmRSS, VmHWM) of /proc/self/status, in bytes."""
-    with open('/proc/self/status') as status:
-        for line in status:
-            if line.startswith(key + ':'):
-                return int(line.split()[1]) * 1024
-    raise KeyError(key)
-
-
 def _reset_resident_high_water_mark() -> None:
     with open('/proc/self/clear_refs', 'w') as clear_refs:
         clear_refs.write('5')
@@ -169,10 +151,10 @@ def run_memory_worker(args: argparse.Namespace) -> None:
         step = mmd_step(loss, *mmd_inputs(n, args.feat_dim, 'cpu'))
         step()  # pages in the code of every kernel first
         libc.malloc_trim(0)
-        baseline = _status_bytes('VmRSS')
+        baseline = proc_status_bytes('VmRSS')
         _reset_resident_high_water_mark()
         step()
-        peaks[n] = _status_bytes('VmHWM') - baseline
+        peaks[n] = proc_status_bytes('VmHWM') - baseline
     print(json.dumps(peaks))
 
 
@@ -191,21 +173,6 @@ def cpu_peak_bytes(args: argparse.Namespace) -> dict[int, int | None]:
         return dict.fromkeys(args.mmd_sizes)
     peaks = json.loads(result.stdout.strip().splitlines()[-1])
     return {n: peaks[str(n)] for n in args.mmd_sizes}
-
-
-def mib(num_bytes: float | None) -> str:
-    return 'n/a' if num_bytes is None else f'{num_bytes / 2**20:.1f}'
-
-
-def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [
-        max(len(header[i]), *(len(row[i]) for row in rows))
-        for i in range(len(header))
-    ]
-    line = '  '.join(h.rjust(w) for h, w in zip(header, widths))
-    print(f'\n{title}\n{line}\n{"-" * len(line)}')
-    for row in rows:
-        print('  '.join(cell.rjust(w) for cell, w in zip(row, widths)))
 
 
 def main() -> None:

@@ -84,6 +84,9 @@ from mmpading.testing.toy_configs import TOY_CONFIG_DIR, TOY_DATA_ROOT
 from mmpading.utils.benchmarking import (
     add_timing_arguments,
     check_timing_arguments,
+    cuda_peak_bytes,
+    print_table,
+    synchronize,
 )
 
 DEFAULT_CONFIG = 'pading_toy_stage2'
@@ -478,11 +481,6 @@ def check_equivalence(ours: nn.Module, upstream: nn.Module,
 
 
 # ------------------------------------------------------------------ timing
-def synchronize(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 def interleaved_timings(steps: dict[str, Callable[[], None]],
                         device: torch.device, repeats: int, warmup: int,
                         progress: ProgressBar) -> dict[str, list[float]]:
@@ -564,26 +562,6 @@ def part_steps(model: nn.Module, inputs: torch.Tensor,
         'head.predict': head,
         'fusion.predict': fusion
     }
-
-
-def cuda_peak_bytes(step: Callable[[], None], device: torch.device) -> int:
-    synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    baseline = torch.cuda.memory_allocated(device)
-    step()
-    synchronize(device)
-    return torch.cuda.max_memory_allocated(device) - baseline
-
-
-def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [
-        max(len(header[i]), *(len(row[i]) for row in rows))
-        for i in range(len(header))
-    ]
-    line = '  '.join(h.rjust(w) for h, w in zip(header, widths))
-    print(f'\n{title}\n{line}\n{"-" * len(line)}')
-    for row in rows:
-        print('  '.join(cell.rjust(w) for cell, w in zip(row, widths)))
 
 
 SETTING_A = '(a) panoptic + instance, both'

@@ -77,16 +77,19 @@ from torch import nn
 from mmpading.utils.benchmarking import (
     add_timing_arguments,
     check_timing_arguments,
+    max_rss_bytes,
+    mib,
+    print_table,
+    proc_status_bytes,
+    synchronize,
 )
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark_inference import (  # noqa: E402
     DEFAULT_CONFIG,
     load_benchmark_config,
-    print_table,
     quiet_init_weights,
     resolve_config_path,
-    synchronize,
 )
 
 RATIO_TARGET = 0.15
@@ -287,22 +290,12 @@ class PhaseClock:
             total=end - start)
 
 
-def _resident_bytes() -> int | None:
+def resident_bytes() -> int | None:
     """VmRSS of this process (Linux), else None."""
     try:
-        with open('/proc/self/status') as status:
-            for line in status:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _peak_resident_bytes() -> int:
-    """Peak RSS of this process: ``ru_maxrss`` (KiB on Linux, B on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == 'darwin' else peak * 1024
+        return proc_status_bytes('VmRSS')
+    except (OSError, KeyError):
+        return None
 
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -346,7 +339,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
 
     clock = PhaseClock(model.learner, device)
     batch = next(batches)  # builds the data loader first
-    resident_after_setup = _resident_bytes()
+    resident_after_setup = resident_bytes()
     total_steps = args.warmup + args.repeats
     progress = ProgressBar(total_steps, file=sys.stderr)
     timings: dict[str, list[float]] = {}
@@ -390,7 +383,8 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         medians['frozen'],
         cuda_peak_bytes=cuda_peak,
         resident_after_setup_bytes=resident_after_setup,
-        peak_resident_bytes=_peak_resident_bytes())
+        peak_resident_bytes=max_rss_bytes(
+            resource.getrusage(resource.RUSAGE_SELF)))
 
 
 def worker_command(args: argparse.Namespace, config: str,
@@ -413,10 +407,6 @@ def worker_command(args: argparse.Namespace, config: str,
     if args.batch_size:
         command += ['--batch-size', str(args.batch_size)]
     return command
-
-
-def mib(num_bytes: float | None) -> str:
-    return 'n/a' if num_bytes is None else f'{num_bytes / 2**20:.0f}'
 
 
 def print_results(results: list[dict[str, Any]]) -> None:
@@ -452,9 +442,9 @@ def print_results(results: list[dict[str, Any]]) -> None:
     for result in results:
         rows.append([
             osp.splitext(osp.basename(result['config']))[0],
-            mib(result['cuda_peak_bytes']),
-            mib(result['resident_after_setup_bytes']),
-            mib(result['peak_resident_bytes'])
+            mib(result['cuda_peak_bytes'], 0),
+            mib(result['resident_after_setup_bytes'], 0),
+            mib(result['peak_resident_bytes'], 0)
         ])
     print_table(
         'Peak memory, MiB (CUDA: max allocated in one iteration; RSS: the '

@@ -152,7 +152,8 @@ class TreeSampler(threading.Thread):
 
 # ------------------------------------------------------------------- main
 def _max_rss_bytes(usage: resource.struct_rusage) -> int:
-    # Linux reports KiB, macOS bytes.
+    # Linux reports KiB, macOS bytes. (mmpading.utils.benchmarking has the
+    # same; this script stays free of torch imports, it only launches.)
     return usage.ru_maxrss if sys.platform == 'darwin' else \
         usage.ru_maxrss * 1024
 
