@@ -1,5 +1,4 @@
 """The performance scripts of tools/analysis_tools on tiny settings."""
-import importlib.util
 import json
 import subprocess
 import sys
@@ -9,19 +8,15 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
+from mmpading.testing import load_tool_module
+
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / 'tools' / 'analysis_tools'
 
 
 def load_tool(name: str):
     """Import a script of tools/analysis_tools as a module."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_tool_module(str(TOOLS / f'{name}.py'))
 
 
 def run_tool(name: str, *args: str) -> subprocess.CompletedProcess:

@@ -1,5 +1,4 @@
 """The zero-shot data tools: leakage checker, seen-only converter, toy CLI."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,17 +9,14 @@ import pytest
 
 from mmpading.datasets.splits import get_split
 from mmpading.datasets.toy_generator import generate_toy_dataset
+from mmpading.testing import load_tool_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS = REPO_ROOT / 'tools'
 
 
 def _load_tool(relative: str):
-    path = TOOLS / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool_module(str(TOOLS / relative))
 
 
 def _run(relative: str, *args: str) -> subprocess.CompletedProcess:

@@ -1,5 +1,4 @@
 """tools/analysis_tools/run_ablation.py: statistics, verdict, report, runs."""
-import importlib.util
 import json
 import math
 import subprocess
@@ -8,19 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from mmpading.testing import load_tool_module
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / 'tools' / 'analysis_tools' / 'run_ablation.py'
 
 
 @pytest.fixture(scope='module')
 def ablation():
-    spec = importlib.util.spec_from_file_location('run_ablation', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules.
-    sys.modules['run_ablation'] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules['run_ablation']
+    return load_tool_module(str(SCRIPT))
 
 
 def fake_metrics(pq_hm: float, offset: float = 0.0) -> dict:

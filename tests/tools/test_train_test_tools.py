@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mmpading.datasets.toy_generator import generate_toy_dataset
+from mmpading.testing import load_tool_module
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = [
@@ -114,12 +115,7 @@ def test_killed_stage2_resumes_from_last_checkpoint(toy_cwd, stage1_run):
 
 
 def _train_tool_module():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'train_tool', REPO / 'tools' / 'train.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool_module(str(REPO / 'tools' / 'train.py'))
 
 
 def test_resume_without_checkpoints_keeps_load_from(tmp_path):

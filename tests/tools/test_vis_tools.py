@@ -1,5 +1,4 @@
 """The figure tools: t-SNE of features and the prediction grid."""
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +6,8 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
+
+from mmpading.testing import load_tool_module
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / 'tools' / 'analysis_tools'
@@ -22,13 +23,7 @@ TRAIN_OPTIONS = {
 
 
 def load_tool(name: str):
-    path = TOOLS / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    # Dataclasses look their module up while the module is executed.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_tool_module(str(TOOLS / f'{name}.py'))
 
 
 def run_tool(name: str, *args: str) -> subprocess.CompletedProcess:
