@@ -3,6 +3,7 @@ from .model_loading import (
                               build_eval_dataset,
                               check_model_arguments,
                               collate,
+                              config_path,
                               load_model,
                               load_trained_model,
                               resolve_config,
@@ -19,5 +20,5 @@ __all__ = [
     'evaluate_toy_config', 'last_checkpoint', 'scale_schedule',
     'train_toy_config', 'build_eval_dataset', 'collate', 'load_model',
     'load_trained_model', 'resolve_config', 'toy_config_names',
-    'add_model_arguments', 'check_model_arguments'
+    'add_model_arguments', 'check_model_arguments', 'config_path'
 ]

@@ -22,7 +22,24 @@ from mmengine.runner import load_checkpoint
 from torch import nn
 
 from mmpading.registry import UPSTREAM_SCOPES
-from mmpading.testing.toy_configs import TOY_CONFIG_DIR, _rebase, toy_config
+from mmpading.testing.toy_configs import TOY_CONFIG_DIR, load_rebased_config
+
+
+def config_path(config: str) -> str:
+    """The file of a config given by path or by toy config name.
+
+    Raises:
+        FileNotFoundError: Neither an existing file nor a toy config name
+            (the message lists the toy configs).
+    """
+    if osp.isfile(config):
+        return config
+    path = osp.join(TOY_CONFIG_DIR, f'{config}.py')
+    if osp.isfile(path):
+        return path
+    raise FileNotFoundError(
+        f'config {config!r} is neither a file nor a toy config name (one of '
+        f'{", ".join(toy_config_names())})')
 
 
 def resolve_config(config: str,
@@ -45,22 +62,8 @@ def resolve_config(config: str,
     Raises:
         FileNotFoundError: Neither a toy config name nor an existing file.
     """
-    options = dict(options or {})
-    if osp.isfile(config):
-        cfg = Config.fromfile(config)
-        if data_root is not None:
-            # The toy configs' re-rooting, for any config file.
-            cfg = Config(
-                _rebase(cfg.to_dict(), data_root.rstrip('/') + '/'),
-                filename=cfg.filename)
-        if options:
-            cfg.merge_from_dict(options)
-        return cfg
-    if osp.isfile(osp.join(TOY_CONFIG_DIR, f'{config}.py')):
-        return toy_config(config, data_root, **options)
-    raise FileNotFoundError(
-        f'config {config!r} is neither a file nor a toy config name (one of '
-        f'{", ".join(toy_config_names())})')
+    return load_rebased_config(
+        config_path(config), data_root, **dict(options or {}))
 
 
 def toy_config_names() -> list[str]:

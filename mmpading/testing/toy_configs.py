@@ -31,6 +31,33 @@ def _rebase(value: Any, data_root: str) -> Any:
     return value
 
 
+def load_rebased_config(path: str,
+                        data_root: str | None = None,
+                        work_dir: str | None = None,
+                        **options: Any) -> Config:
+    """Load a config file, with the toy data root replaced.
+
+    Args:
+        path (str): Config file.
+        data_root (str, optional): Folder that replaces ``data/toy/`` in
+            every string of the config.
+        work_dir (str, optional): Work directory.
+        **options: Dotted overrides, as ``--cfg-options`` takes them.
+
+    Returns:
+        Config: The loaded config.
+    """
+    cfg = Config.fromfile(path)
+    if data_root is not None:
+        rebased = _rebase(cfg.to_dict(), data_root.rstrip('/') + '/')
+        cfg = Config(rebased, filename=cfg.filename)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    if options:
+        cfg.merge_from_dict(options)
+    return cfg
+
+
 def toy_config(name: str,
                data_root: str | None = None,
                work_dir: str | None = None,
@@ -48,15 +75,9 @@ def toy_config(name: str,
     Returns:
         Config: The loaded config.
     """
-    cfg = Config.fromfile(osp.join(TOY_CONFIG_DIR, f'{name}.py'))
-    if data_root is not None:
-        rebased = _rebase(cfg.to_dict(), data_root.rstrip('/') + '/')
-        cfg = Config(rebased, filename=cfg.filename)
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    if options:
-        cfg.merge_from_dict(options)
-    return cfg
+    return load_rebased_config(
+        osp.join(TOY_CONFIG_DIR, f'{name}.py'), data_root, work_dir,
+        **options)
 
 
 def tiny_run_options(max_iters: int = 2) -> dict:

@@ -78,6 +78,7 @@ from mmengine.utils import ProgressBar
 from torch import nn
 
 import mmpading  # noqa: F401  (registers components)
+from mmpading.apis import config_path
 from mmpading.datasets.class_embeddings import save_class_embeddings
 from mmpading.testing import toy_config
 from mmpading.testing.toy_configs import TOY_CONFIG_DIR, TOY_DATA_ROOT
@@ -164,18 +165,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------ config
-def resolve_config_path(config: str) -> str:
-    """Path of ``config``: a file, or a name in ``configs/toy``."""
-    if osp.isfile(config):
-        return config
-    path = osp.join(TOY_CONFIG_DIR, f'{config}.py')
-    if osp.isfile(path):
-        return path
-    raise FileNotFoundError(
-        f'config {config!r} is neither a file nor a name in '
-        f'{TOY_CONFIG_DIR} (e.g. {DEFAULT_CONFIG})')
-
-
 def is_toy_config(path: str) -> bool:
     return osp.samefile(osp.dirname(osp.abspath(path)), TOY_CONFIG_DIR)
 
@@ -223,7 +212,7 @@ def load_benchmark_config(config: str, data_root: str | None,
         Config: With ``Pretrained`` initialisations dropped and, where the
         class-embedding file is missing, random embeddings in ``tmp_dir``.
     """
-    path = resolve_config_path(config)
+    path = config_path(config)
     if is_toy_config(path):
         if data_root is None:
             data_root = default_toy_data_root(tmp_dir, num_train)

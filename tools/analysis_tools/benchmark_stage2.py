@@ -74,6 +74,7 @@ from mmengine.structures import InstanceData, PixelData
 from mmengine.utils import ProgressBar
 from torch import nn
 
+from mmpading.apis import config_path
 from mmpading.utils.benchmarking import (
     add_timing_arguments,
     check_timing_arguments,
@@ -89,7 +90,6 @@ from benchmark_inference import (  # noqa: E402
     DEFAULT_CONFIG,
     load_benchmark_config,
     quiet_init_weights,
-    resolve_config_path,
 )
 
 RATIO_TARGET = 0.15
@@ -145,7 +145,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error('a worker benchmarks one config')
     for config in args.config:
         try:
-            resolve_config_path(config)
+            config_path(config)
         except FileNotFoundError as error:
             parser.error(str(error))
     return args
