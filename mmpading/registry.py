@@ -5,8 +5,17 @@ the same name, in the registries of **both** upstream scopes it serves:
 mmdet (panoptic / instance configs) and mmseg (semantic configs). A config
 whose ``default_scope`` is ``'mmdet'`` or ``'mmseg'`` therefore builds
 ``type='PrimitiveGenerator'`` by its plain name after
-``custom_imports=dict(imports=['mmpading'])``, and the component's own
-sub-modules are resolved in the scope of the config that built it.
+``custom_imports=dict(imports=['mmpading'])``.
+
+Sub-modules: a component that extends an mmdet class (``PADing``,
+``ZeroShotMask2FormerHead``, the COCO data sets, ...) builds its sub-modules
+in mmdet's scope, one that extends an mmseg class (``PADingSegmentor``,
+``ZeroShotMask2FormerSegHead``, ``ZeroShotCOCOStuffDataset``, ...) in
+mmseg's, whatever the scope of the config that built it: its upstream
+defaults and the names of upstream configs (``MSDeformAttnPixelDecoder``,
+``LoadAnnotations``) then mean what they mean in that toolbox. mmpading's own
+components (generators, losses, ``ZeroShotLearner``) build theirs in the
+config's scope.
 
 Why not a child registry with scope ``'mmpading'``: mmengine resolves a plain
 ``type`` name only in the current scope and its parents, so users would have
@@ -16,6 +25,8 @@ See ``docs/registry.md``.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +35,60 @@ from mmengine.registry import DefaultScope, Registry
 from mmseg import registry as mmseg_registry
 
 UPSTREAM_SCOPES = {'mmdet': mmdet_registry, 'mmseg': mmseg_registry}
+
+
+def upstream_scope_of(cls: type) -> str | None:
+    """The toolbox of the nearest upstream class ``cls`` extends.
+
+    Args:
+        cls (type): A component class.
+
+    Returns:
+        str | None: ``'mmdet'`` or ``'mmseg'``; None when no base class
+        comes from either (the component is mmpading's own).
+    """
+    for base in cls.__mro__[1:]:
+        if base.__module__.split('.', 1)[0] in UPSTREAM_SCOPES:
+            return base.__module__.split('.', 1)[0]
+    return None
+
+
+def build_sub_modules_in_scope(cls: type, scope: str) -> type:
+    """Make ``cls.__init__`` run with ``scope`` as the default scope.
+
+    mmengine resolves the ``type`` of every sub-module a constructor builds
+    in the *current* default scope. An mmdet head built from an mmseg
+    config would look ``MSDeformAttnPixelDecoder`` up in mmseg's registry
+    and fail; in its home scope it finds it, and upstream-prefixed names
+    (``'mmpretrain.ConvNeXt'``) still resolve anywhere. This is what
+    mmengine does for a config dict with ``_scope_``, for every build of
+    the class.
+
+    Args:
+        cls (type): The component class; modified in place.
+        scope (str): Scope its constructor runs in.
+
+    Returns:
+        type: ``cls``.
+    """
+    init = cls.__init__
+    if getattr(init, 'home_scope', None) == scope:
+        return cls  # inherited from a base class registered the same way
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        current = DefaultScope.get_current_instance()
+        if current is not None and current.scope_name == scope:
+            init(self, *args, **kwargs)
+            return
+        with DefaultScope.overwrite_default_scope(scope):
+            init(self, *args, **kwargs)
+
+    # inspect.getfullargspec (mmengine's ManagerMeta) ignores __wrapped__.
+    __init__.__signature__ = inspect.signature(init)
+    __init__.home_scope = scope
+    cls.__init__ = __init__
+    return cls
 
 
 class MultiScopeRegistry:
@@ -42,19 +107,41 @@ class MultiScopeRegistry:
         }
         # Names registered through this object, for introspection and tests.
         self.names: list[str] = []
+        # Name -> scope its sub-modules are built in (None: the config's).
+        self.home_scopes: dict[str, str | None] = {}
 
     def register_module(self,
                         name: str | None = None,
                         force: bool = False,
-                        module: type | None = None) -> Callable | type:
-        """Register ``module`` in every scope; usable as a decorator."""
+                        module: type | None = None,
+                        home_scope: str | None = 'auto') -> Callable | type:
+        """Register ``module`` in every scope; usable as a decorator.
+
+        Args:
+            name (str, optional): Registered name; the class name if None.
+            force (bool): Replace a component of the same name.
+            module (type, optional): The class; returns a decorator if None.
+            home_scope (str, optional): Scope the constructor builds its
+                sub-modules in. ``'auto'``: the toolbox of the nearest
+                upstream base class (see :func:`upstream_scope_of`); None:
+                the scope of the config that builds the component.
+        """
 
         def _register(cls: type) -> type:
+            scope = upstream_scope_of(cls) if home_scope == 'auto' \
+                else home_scope
+            if scope is not None:
+                if scope not in self.registries:
+                    raise ValueError(
+                        f'home_scope={scope!r} of {cls.__name__} is not one '
+                        f'of {sorted(self.registries)}')
+                build_sub_modules_in_scope(cls, scope)
             for registry in self.registries.values():
                 registry.register_module(name=name, force=force, module=cls)
             registered = name or cls.__name__
             if registered not in self.names:
                 self.names.append(registered)
+            self.home_scopes[registered] = scope
             return cls
 
         if module is not None:
