@@ -13,7 +13,9 @@ Steps:
     4. mmengine, mmdet, mmseg, mmpretrain and the rest; panopticapi-lite
        without dependencies; then mmpading itself (editable).
 
-A second run checks installed versions and returns in seconds.
+A second run checks installed versions and returns in seconds. An
+environment that another clone of mmpading was installed into is switched
+to this clone, and the installer says so (and how to switch back).
 
 Environment variables:
     MMPADING_FORCE_CUDA=1: build mmcv's CUDA ops even if no GPU is visible
@@ -84,9 +86,14 @@ def run(cmd: list[str], **kwargs) -> None:
 
 
 def query(python: str, code: str) -> dict:
-    """Run ``code`` in the target interpreter; it prints one JSON object."""
+    """Run ``code`` in the target interpreter; it prints one JSON object.
+
+    It runs outside the repository: ``python -c`` puts the working directory
+    first on ``sys.path``, where this clone's ``mmpading`` (and its
+    ``*.egg-info``) would hide what the environment itself has installed.
+    """
     out = subprocess.run([python, '-c', code], capture_output=True,
-                         text=True)
+                         text=True, cwd=tempfile.gettempdir())
     if out.returncode != 0:
         return {'error': out.stderr.strip().splitlines()[-1:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -279,6 +286,99 @@ def requirement_digest() -> str:
     return digest.hexdigest()[:16]
 
 
+# Where the environment's ``mmpading`` comes from, without importing it.
+SOURCE_PROBE = r'''
+import importlib.metadata as md, importlib.util as iu, json
+from urllib.parse import unquote, urlparse
+out = {'location': None, 'editable_dir': None, 'origin': None}
+try:
+    dist = md.distribution('mmpading')
+except md.PackageNotFoundError:
+    dist = None
+if dist is not None:
+    out['location'] = str(dist.locate_file(''))
+    direct_url = json.loads(dist.read_text('direct_url.json') or '{}')
+    url = urlparse(direct_url.get('url', ''))
+    if direct_url.get('dir_info', {}).get('editable') and url.scheme == 'file':
+        out['editable_dir'] = unquote(url.path)
+try:
+    spec = iu.find_spec('mmpading')
+except (ImportError, ValueError):
+    spec = None
+if spec is not None and spec.origin:
+    out['origin'] = spec.origin
+print(json.dumps(out))
+'''
+
+
+def installed_source(python: str) -> dict:
+    """Where the environment's ``mmpading`` currently comes from.
+
+    Returns:
+        dict: ``editable_dir``: the folder of an editable install (pip's
+        ``direct_url.json``); ``package_dir``: the real folder ``import
+        mmpading`` loads (through an editable finder or the mim link);
+        ``mim_link``: the folder the mim link points at; ``location``: the
+        distribution's ``site-packages``. Each is a resolved path or None.
+    """
+    info = query(python, SOURCE_PROBE)
+    if 'error' in info:
+        return {'editable_dir': None, 'package_dir': None,
+                'mim_link': None, 'location': None}
+    package_dir = None
+    if info.get('origin'):
+        package_dir = Path(info['origin']).resolve().parent
+    mim_link = None
+    if info.get('location'):
+        link = Path(info['location']) / 'mmpading'
+        if link.is_symlink():
+            mim_link = Path(os.path.realpath(link))
+    editable = info.get('editable_dir')
+    return {
+        'editable_dir': Path(editable).resolve() if editable else None,
+        'package_dir': package_dir,
+        'mim_link': mim_link,
+        'location': Path(info['location']).resolve()
+        if info.get('location') else None,
+    }
+
+
+def other_clone(source: dict, repo: Path) -> Path | None:
+    """The clone other than ``repo`` that ``source`` points at, if any.
+
+    A regular (non-editable) install's package folder lies in the
+    environment, not in a clone, and does not count.
+    """
+    ours = repo.resolve()
+    candidates = [source['editable_dir']]
+    for package in (source['package_dir'], source['mim_link']):
+        if package is not None and package.parent != source['location']:
+            # A source checkout's package folder sits in the clone itself.
+            candidates.append(package.parent)
+    for folder in candidates:
+        if folder is not None and folder != ours:
+            return folder
+    return None
+
+
+def announce_other_clone(python: str, previous: Path, repo: Path) -> None:
+    """Say that the environment stops using the clone ``previous``."""
+    venv = Path(python).parent.parent
+    gone = '' if previous.exists() else ' (that folder no longer exists)'
+    say(f'NOTE: mmpading in {venv} came from the clone {previous}{gone}; it '
+        f'now comes from this clone, {repo.resolve()}: `import mmpading`, '
+        '`mim train|test mmpading` and their configs and tools. To point '
+        f'it back: cd {previous} && VIRTUAL_ENV={venv} make install')
+
+
+def install_this_clone(python: str) -> None:
+    """Editable install of this clone, and the mim link to it."""
+    say('installing mmpading (editable)')
+    run([python, '-m', 'pip', 'install', '--no-deps', '--no-build-isolation',
+         '-e', str(REPO)])
+    link_for_mim(python)
+
+
 def link_for_mim(python: str) -> None:
     """Let openmim find the editable install's ``.mim/{tools,configs}``.
 
@@ -298,6 +398,8 @@ def link_for_mim(python: str) -> None:
     if link.is_symlink() and link.resolve() == target.resolve():
         return
     if link.is_symlink():
+        say(f'the mim link {link} pointed at {os.path.realpath(link)}; it '
+            f'now points at {target}')
         link.unlink()
     elif link.exists():
         return  # a regular (non-editable) install ships its own copy
@@ -335,8 +437,16 @@ def main() -> None:
               for r in runtime + build_reqs + read_requirements('nodeps.txt')
               if '==' in r and not r.startswith(('torch', 'torchvision'))}
     stamp = Path(python).parent.parent / STAMP_NAME
+    # Another clone installed into this environment before: it is about to
+    # be replaced by this one, which a shared virtualenv must not hide.
+    previous = other_clone(installed_source(python), REPO)
+    if previous is not None:
+        announce_other_clone(python, previous, REPO)
     if up_to_date(python, stamp, pinned):
-        link_for_mim(python)
+        if previous is not None:
+            install_this_clone(python)
+        else:
+            link_for_mim(python)
         say('everything is installed and up to date '
             f'({time.time() - start:.1f} s)')
         return
@@ -351,10 +461,7 @@ def main() -> None:
          *read_requirements('tests.txt'), *read_requirements('optional.txt')])
     run([python, '-m', 'pip', 'install', '--no-deps',
          *read_requirements('nodeps.txt')])
-    say('installing mmpading (editable)')
-    run([python, '-m', 'pip', 'install', '--no-deps', '--no-build-isolation',
-         '-e', str(REPO)])
-    link_for_mim(python)
+    install_this_clone(python)
     if not _mmcv_ops_import(python):
         fail('a later install step replaced mmcv; rerun `make install`')
     check = subprocess.run(
