@@ -10,7 +10,7 @@ import shutil
 import sys
 import warnings
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
 
@@ -30,6 +30,16 @@ def parse_requirements(name: str) -> list:
             if line and not line.startswith('-'):
                 requirements.append(line)
     return requirements
+
+
+# Data shipped in the package, named mmpading::<path> in configs (see
+# mmpading/utils/package_resources.py). Its folders hold no Python code;
+# setuptools wants them listed as (namespace) packages to ship their files.
+RESOURCE_PACKAGES = [
+    'mmpading.' + name for name in find_namespace_packages(
+        where=osp.join(HERE, 'mmpading'),
+        include=['resources', 'resources.*'])
+]
 
 
 def add_mim_extension() -> None:
@@ -74,9 +84,14 @@ if __name__ == '__main__':
         long_description_content_type='text/markdown',
         license='Apache License 2.0',
         python_requires='>=3.10',
-        packages=find_packages(include=['mmpading', 'mmpading.*']),
+        packages=find_packages(include=['mmpading', 'mmpading.*']) +
+        RESOURCE_PACKAGES,
         include_package_data=True,
-        package_data={'mmpading': ['.mim/**/*']},
+        package_data={
+            'mmpading': ['.mim/**/*'],
+            **{package: ['*']
+               for package in RESOURCE_PACKAGES},
+        },
         install_requires=parse_requirements('runtime.txt'),
         extras_require={
             'tests': parse_requirements('tests.txt'),

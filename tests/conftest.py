@@ -1,26 +1,19 @@
 """Shared fixtures."""
-import os
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope='session')
-def shared_data_dir() -> Path:
-    """The read-only reference data (real word2vec class embeddings).
+def word2vec_dir() -> Path:
+    """The real ZSI word2vec files shipped with the package.
 
-    It lives beside the repository in ``../shared/data``; set
-    ``MMPADING_SHARED_DATA`` to point elsewhere.
+    ``mmpading/resources/word2vec`` of the imported package: the
+    ``word_w2v_withbg_{48_17,65_15}.txt`` release files (see
+    ``mmpading/resources/README.md``).
     """
-    path = Path(os.environ.get('MMPADING_SHARED_DATA',
-                               REPO_ROOT.parent / 'shared' / 'data'))
-    if not path.is_dir():
-        pytest.fail(f'reference data not found at {path}; set '
-                    'MMPADING_SHARED_DATA to the folder holding '
-                    'word_w2v_withbg_48_17.txt')
-    return path
+    from mmpading.utils.package_resources import resources_root
+    return Path(resources_root()) / 'word2vec'
 
 
 @pytest.fixture(scope='session')

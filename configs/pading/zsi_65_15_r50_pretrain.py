@@ -10,10 +10,10 @@ custom_imports = dict(imports=['mmpading'], allow_failed_imports=False)
 
 data_root = 'data/coco/'
 zero_shot_split = 'zsi_65_15'
-# word2vec embeddings (300-d) of the 80 classes, used by stage 2; converted
-# from the ZSI release's word_w2v_withbg_65_15.txt by
-# tools/misc/build_class_embeddings.py (configs/pading/README.md).
-class_embeddings = data_root + 'embeddings/word2vec_zsi_65_15.json'
+# word2vec embeddings (300-d) of the 80 classes, used by stage 2: the ZSI
+# release's word_w2v_withbg_65_15.txt, converted and shipped inside the
+# package (docs/class_embeddings.md). A file of your own: give its path.
+class_embeddings = 'mmpading::class_embeddings/word2vec_zsi_65_15.json'
 # get_split('zsi_65_15').ordered_like(CocoDataset.METAINFO['classes']): the
 # 80 COCO classes in COCO order (mmdet's label order).
 classes = (

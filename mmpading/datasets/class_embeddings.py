@@ -12,7 +12,13 @@ Format (JSON)::
     }
 
 The checksum guards against edited or truncated files; loading re-computes
-it. Rows are matched to a data set by class name, never by position.
+it and refuses NaN or infinite values. Rows are matched to a data set by
+class name, never by position.
+
+A path may also name a file shipped inside the package,
+``mmpading::class_embeddings/<file>.json`` (for example the ZSI word2vec
+embeddings ``mmpading::class_embeddings/word2vec_zsi_48_17.json``); see
+:func:`resolve_class_embeddings_path`.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..utils.package_resources import resolve_package_resource
 from .splits import closest_names
 
 EMBEDDING_FILE_FORMAT = 'mmpading.class_embeddings/v1'
@@ -79,6 +86,25 @@ def save_class_embeddings(path: str, class_names: Sequence[str],
         file.write('\n')
 
 
+def resolve_class_embeddings_path(path: str) -> str:
+    """The file a config's ``class_embeddings`` value points at.
+
+    Every reader of a class embedding file goes through this one resolver.
+
+    Args:
+        path (str): A file path (returned unchanged) or a resource shipped
+            with the package, ``mmpading::class_embeddings/<file>.json``.
+
+    Returns:
+        str: The path to open.
+
+    Raises:
+        FileNotFoundError: For an ``mmpading::`` name the package does not
+            ship, listing the shipped class embedding files.
+    """
+    return resolve_package_resource(path, what='class embedding file')
+
+
 def _read(path: str) -> dict:
     if not osp.isfile(path):
         raise FileNotFoundError(
@@ -127,6 +153,26 @@ def _mismatch_message(path: str, missing: list[str], extra: list[str],
     return '\n'.join(lines)
 
 
+def _check_finite(path: str, embeddings: np.ndarray,
+                  file_names: list[str]) -> None:
+    """Refuse NaN / infinite values (JSON's ``NaN`` and ``Infinity`` parse,
+    and a file written with them has a matching checksum): training on
+    them runs on NaN losses."""
+    bad_rows = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
+    if bad_rows.size == 0:
+        return
+    names = [file_names[row] for row in bad_rows]
+    shown = ', '.join(repr(name) for name in names[:10])
+    more = f', ... ({len(names)} classes)' if len(names) > 10 else ''
+    raise ValueError(
+        f'Class embedding file {path!r} holds NaN or infinite values (or '
+        'values beyond the float32 range) in the embeddings of '
+        f'{len(names)} class(es): {shown}{more}. Training on them gives NaN '
+        'losses. Regenerate the file with the converter of its source '
+        '(tools/misc/build_class_embeddings.py; the toy data set: '
+        'tools/dataset_converters/make_toy_dataset.py).')
+
+
 def load_class_embeddings(
         path: str,
         class_names: Sequence[str] | None = None,
@@ -134,7 +180,9 @@ def load_class_embeddings(
     """Read a class embedding file, verify it, and order it by class name.
 
     Args:
-        path (str): A file written by :func:`save_class_embeddings`.
+        path (str): A file written by :func:`save_class_embeddings`, or a
+            file shipped with the package,
+            ``mmpading::class_embeddings/<file>.json``.
         class_names (Sequence[str], optional): The data set's classes. When
             given, the rows come back in this order, and the file must hold
             exactly these names.
@@ -145,10 +193,14 @@ def load_class_embeddings(
         class name of each row.
 
     Raises:
-        ValueError: On a checksum mismatch, a wrong dimension, or names that
+        FileNotFoundError: When the file does not exist, or the package
+            does not ship the ``mmpading::`` resource named.
+        ValueError: On a checksum mismatch, NaN or infinite values (the
+            classes of those rows named), a wrong dimension, or names that
             are missing from or extra in the file (each one listed, with the
             closest names on the other side).
     """
+    path = resolve_class_embeddings_path(path)
     content = _read(path)
     file_names = [str(name) for name in content['class_names']]
     duplicates = sorted(
@@ -157,7 +209,9 @@ def load_class_embeddings(
         raise ValueError(
             f'{path!r} lists the classes {duplicates} more than once.')
     try:
-        embeddings = np.asarray(content['embeddings'], dtype=np.float32)
+        # Values beyond the float32 range become inf (refused below).
+        with np.errstate(over='ignore'):
+            embeddings = np.asarray(content['embeddings'], dtype=np.float32)
     except (TypeError, ValueError):
         raise ValueError(f'Embeddings of {path!r} are not a rectangular '
                          'array of numbers.') from None
@@ -168,6 +222,7 @@ def load_class_embeddings(
     if embeddings.shape[1] != content['dim']:
         raise ValueError(f'{path!r} declares dim {content["dim"]} but its '
                          f'rows have {embeddings.shape[1]} values.')
+    _check_finite(path, embeddings, file_names)
     found = embeddings_checksum(embeddings)
     if found != content['checksum']:
         raise ValueError(

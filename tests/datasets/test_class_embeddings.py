@@ -81,3 +81,65 @@ def test_bad_inputs_are_rejected(tmp_path):
         load_class_embeddings(str(tmp_path / 'other.json'))
     with pytest.raises(FileNotFoundError):
         load_class_embeddings(str(tmp_path / 'absent.json'))
+
+
+def _write_by_hand(path, names, rows) -> None:
+    """A file as an editor or another tool would write it: the checksum
+    matches the values, NaN / Infinity included (json allows them)."""
+    array = np.asarray(rows, dtype=np.float32)
+    content = dict(format=EMBEDDING_FILE_FORMAT, source='by hand',
+                   dim=array.shape[1], class_names=names,
+                   checksum=embeddings_checksum(array),
+                   embeddings=[[float(v) for v in row] for row in array])
+    path.write_text(json.dumps(content))
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf'), -float('inf')])
+def test_non_finite_values_are_refused_naming_file_and_classes(
+        tmp_path, bad):
+    path = tmp_path / 'nan.json'
+    rows = np.ones((3, 4), dtype=np.float32)
+    rows[1, 2] = bad
+    _write_by_hand(path, NAMES, rows)
+    assert ('NaN' if bad != bad else 'Infinity') in path.read_text()
+    with pytest.raises(ValueError) as error:
+        load_class_embeddings(str(path), class_names=NAMES, dim=4)
+    message = str(error.value)
+    assert str(path) in message
+    assert "1 class(es): 'blue square'." in message
+    assert "'red circle'" not in message and "'grey stripes'" not in message
+    assert 'Regenerate the file' in message
+    assert 'build_class_embeddings.py' in message
+
+
+def test_values_beyond_float32_are_refused(tmp_path, recwarn):
+    path = tmp_path / 'huge.json'
+    _write_by_hand(path, NAMES, np.ones((3, 2)))
+    content = json.loads(path.read_text())
+    content['embeddings'][0][0] = 1e39  # finite in JSON, inf in float32
+    content['embeddings'][2][1] = -1e39
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError) as error:
+        load_class_embeddings(str(path))
+    assert "2 class(es): 'red circle', 'grey stripes'." in str(error.value)
+    assert not [w for w in recwarn if 'overflow' in str(w.message)]
+
+
+def test_shipped_resource_names_load_without_a_path():
+    embeddings, names = load_class_embeddings(
+        'mmpading::class_embeddings/word2vec_zsi_48_17.json', dim=300)
+    assert embeddings.shape == (65, 300) and len(names) == 65
+
+
+def test_unknown_resource_lists_the_shipped_embedding_files():
+    with pytest.raises(FileNotFoundError) as error:
+        load_class_embeddings(
+            'mmpading::class_embeddings/word2vec_zsi_48_71.json')
+    message = str(error.value)
+    assert "Class embedding file 'mmpading::class_embeddings/" \
+        "word2vec_zsi_48_71.json' is not a resource" in message
+    assert "Did you mean 'mmpading::class_embeddings/" \
+        "word2vec_zsi_48_17.json'?" in message
+    assert 'mmpading::class_embeddings/word2vec_zsi_65_15.json' in message
+    assert 'word_w2v_withbg' not in message  # only the folder asked for
+    assert 'path of a file of your own' in message

@@ -53,10 +53,11 @@ def _readme_names(text: str, header: str) -> list[str]:
     ('zsi_48_17', 'Seen (48)', 'Unseen (17)'),
     ('zsi_65_15', 'Seen (65)', 'Unseen (15)'),
 ])
-def test_zsi_splits_follow_word2vec_column_order(shared_data_dir, name,
+def test_zsi_splits_follow_word2vec_column_order(word2vec_dir, name,
                                                  seen_header, unseen_header):
-    """split.classes is the column order 1..K of the word2vec files."""
-    readme = (shared_data_dir / 'README.md').read_text()
+    """split.classes is the column order 1..K of the word2vec files (as the
+    README shipped beside them lists it)."""
+    readme = (word2vec_dir.parent / 'README.md').read_text()
     seen = [canonical_coco_name(n) for n in _readme_names(readme, seen_header)]
     unseen = [
         canonical_coco_name(n) for n in _readme_names(readme, unseen_header)

@@ -79,7 +79,10 @@ from torch import nn
 
 import mmpading  # noqa: F401  (registers components)
 from mmpading.apis import config_path
-from mmpading.datasets.class_embeddings import save_class_embeddings
+from mmpading.datasets.class_embeddings import (
+    resolve_class_embeddings_path,
+    save_class_embeddings,
+)
 from mmpading.testing import toy_config
 from mmpading.testing.toy_configs import TOY_CONFIG_DIR, TOY_DATA_ROOT
 from mmpading.utils.benchmarking import (
@@ -227,7 +230,8 @@ def load_benchmark_config(config: str, data_root: str | None,
                          'with a zero_shot learner)')
     _strip_pretrained(cfg.model)
     zero_shot = cfg.model.zero_shot
-    if not osp.isfile(zero_shot.class_embeddings):
+    if not osp.isfile(
+            resolve_class_embeddings_path(zero_shot.class_embeddings)):
         random_file = osp.join(tmp_dir, 'random_class_embeddings.json')
         names = list(zero_shot.class_names)
         vectors = np.random.default_rng(0).standard_normal(

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ...utils.package_resources import resolve_package_resource
 from ..class_embeddings import save_class_embeddings
 from ..splits import canonical_coco_name
 
@@ -37,11 +38,16 @@ def file_sha256(path: str, chunk_size: int = 1 << 20) -> str:
 def read_word2vec_matrix(path: str) -> np.ndarray:
     """The raw (D, 1 + K) matrix of a ZSI word2vec text file (float32).
 
+    Args:
+        path (str): The file, or a shipped one:
+            ``mmpading::word2vec/word_w2v_withbg_48_17.txt`` (``..._65_15``).
+
     Raises:
         FileNotFoundError: When the file does not exist.
         ValueError: When it is not a rectangular table of comma-separated
             numbers, or holds NaN or infinite values.
     """
+    path = resolve_package_resource(path, what='word2vec file')
     if not osp.isfile(path):
         raise FileNotFoundError(f'word2vec file {path!r} does not exist.')
     try:
@@ -105,7 +111,7 @@ def convert_word2vec_file(path: str, column_names: Sequence[str], out: str,
     """Write the class embedding file of a ZSI word2vec file.
 
     Args:
-        path (str): ``word_w2v_withbg_*.txt``.
+        path (str): ``word_w2v_withbg_*.txt`` (or ``mmpading::word2vec/...``).
         column_names (Sequence[str]): Names of the columns 1..K in order.
         out (str): Output ``.json`` (its folder must exist).
         columns_from (str): Where the column names come from, for the
@@ -114,6 +120,7 @@ def convert_word2vec_file(path: str, column_names: Sequence[str], out: str,
     Returns:
         str: The ``source`` written to the file.
     """
+    path = resolve_package_resource(path, what='word2vec file')
     embeddings, names = word2vec_class_embeddings(path, column_names)
     source = (f'word2vec: {osp.basename(path)} (sha256 '
               f'{file_sha256(path)[:16]}), {embeddings.shape[1]}-d; columns '

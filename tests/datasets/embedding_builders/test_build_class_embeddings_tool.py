@@ -26,10 +26,10 @@ def _run(*args: str) -> subprocess.CompletedProcess:
                           cwd=REPO_ROOT, timeout=300)
 
 
-def test_word2vec(shared_data_dir, tmp_path):
+def test_word2vec(word2vec_dir, tmp_path):
     out = tmp_path / 'new' / 'word2vec_zsi_48_17.json'  # folder is created
     result = _run('word2vec',
-                  str(shared_data_dir / 'word_w2v_withbg_48_17.txt'),
+                  str(word2vec_dir / 'word_w2v_withbg_48_17.txt'),
                   '--split', 'zsi_48_17', '--out', str(out))
     assert result.returncode == 0, result.stderr
     assert 'Wrote 65 class embeddings' in result.stdout
@@ -41,7 +41,7 @@ def test_word2vec(shared_data_dir, tmp_path):
     # Wrong split: the counts are named, exit status 2, nothing written.
     bad = tmp_path / 'bad.json'
     result = _run('word2vec',
-                  str(shared_data_dir / 'word_w2v_withbg_48_17.txt'),
+                  str(word2vec_dir / 'word_w2v_withbg_48_17.txt'),
                   '--classes', 'zsi_65_15', '--out', str(bad))
     assert result.returncode == 2
     assert 'has 66 columns, expected 1 + 80 = 81' in result.stderr

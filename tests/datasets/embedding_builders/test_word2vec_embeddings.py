@@ -1,4 +1,5 @@
-"""Conversion of the ZSI word2vec files (real files in ../shared/data)."""
+"""Conversion of the ZSI word2vec files (the real files shipped in
+mmpading/resources/word2vec)."""
 import numpy as np
 import pytest
 
@@ -20,25 +21,25 @@ def _coco_classes():
 
 
 @pytest.mark.parametrize('split_name', list(FILES))
-def test_shape_and_names(shared_data_dir, split_name):
+def test_shape_and_names(word2vec_dir, split_name):
     file_name, num_classes = FILES[split_name]
     split = get_split(split_name)
     embeddings, names = word2vec_class_embeddings(
-        str(shared_data_dir / file_name), split.classes)
+        str(word2vec_dir / file_name), split.classes)
     assert embeddings.shape == (num_classes, 300)
     assert embeddings.dtype == np.float32
     assert names == list(split.classes)
     # Written as in the file: column k + 1 is class k, not normalised.
-    raw = read_word2vec_matrix(str(shared_data_dir / file_name))
+    raw = read_word2vec_matrix(str(word2vec_dir / file_name))
     np.testing.assert_array_equal(embeddings, raw[:, 1:].T)
     assert not np.allclose(np.linalg.norm(embeddings, axis=1), 1.0)
 
 
 @pytest.mark.parametrize('split_name', list(FILES))
-def test_nearest_neighbours(shared_data_dir, split_name):
+def test_nearest_neighbours(word2vec_dir, split_name):
     file_name, _ = FILES[split_name]
     embeddings, names = word2vec_class_embeddings(
-        str(shared_data_dir / file_name), get_split(split_name).classes)
+        str(word2vec_dir / file_name), get_split(split_name).classes)
     unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
     similarity = unit @ unit.T
     np.fill_diagonal(similarity, -np.inf)
@@ -51,12 +52,12 @@ def test_nearest_neighbours(shared_data_dir, split_name):
 
 
 @pytest.mark.parametrize('split_name', list(FILES))
-def test_round_trip_reorders_to_the_data_set(shared_data_dir, tmp_path,
+def test_round_trip_reorders_to_the_data_set(word2vec_dir, tmp_path,
                                              split_name):
     file_name, num_classes = FILES[split_name]
     split = get_split(split_name)
     out = tmp_path / f'{split_name}.json'
-    source = convert_word2vec_file(str(shared_data_dir / file_name),
+    source = convert_word2vec_file(str(word2vec_dir / file_name),
                                    split.classes, str(out),
                                    columns_from=f'{split_name} test')
     assert source.startswith('word2vec') and file_name in source
@@ -67,14 +68,14 @@ def test_round_trip_reorders_to_the_data_set(shared_data_dir, tmp_path,
                                           class_names=dataset_classes,
                                           dim=300)
     assert names == list(dataset_classes)
-    raw = read_word2vec_matrix(str(shared_data_dir / file_name))
+    raw = read_word2vec_matrix(str(word2vec_dir / file_name))
     for row, name in enumerate(dataset_classes):
         column = 1 + split.classes.index(name)
         np.testing.assert_array_equal(loaded[row], raw[:, column])
 
 
-def test_wrong_column_count_names_found_and_expected(shared_data_dir):
-    path = shared_data_dir / 'word_w2v_withbg_48_17.txt'
+def test_wrong_column_count_names_found_and_expected(word2vec_dir):
+    path = word2vec_dir / 'word_w2v_withbg_48_17.txt'
     with pytest.raises(ValueError) as error:
         word2vec_class_embeddings(str(path), get_split('zsi_65_15').classes)
     message = str(error.value)
@@ -116,3 +117,15 @@ def test_unreadable_files(tmp_path):
     path.write_text('1,2,3\n4,nan,6\n')
     with pytest.raises(ValueError, match='NaN'):
         read_word2vec_matrix(str(path))
+
+
+def test_shipped_files_by_resource_name(word2vec_dir):
+    name = 'mmpading::word2vec/word_w2v_withbg_48_17.txt'
+    np.testing.assert_array_equal(
+        read_word2vec_matrix(name),
+        read_word2vec_matrix(str(word2vec_dir / 'word_w2v_withbg_48_17.txt')))
+    with pytest.raises(FileNotFoundError) as error:
+        read_word2vec_matrix('mmpading::word2vec/word_w2v_withbg_48_71.txt')
+    message = str(error.value)
+    assert message.startswith("Word2vec file 'mmpading::word2vec/")
+    assert 'mmpading::word2vec/word_w2v_withbg_48_17.txt' in message
