@@ -102,6 +102,8 @@ val_dataloader = dict(
             img_path='images/val2017', seg_map_path='annotations/val2017'),
         zero_shot_split=zero_shot_split,
         zero_shot_mode='all',
+        # An evaluation set: mode 'all' is refused in a training role.
+        test_mode=True,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 

@@ -10,6 +10,10 @@ from .splits import (
     save_split,
 )
 from .toy_generator import generate_toy_dataset
+from .training_checks import (
+    ZeroShotTrainingDataError,
+    check_zero_shot_training_data,
+)
 from .transforms import IgnoreUnseenClasses
 from .zero_shot_coco import ZeroShotCocoDataset
 from .zero_shot_coco_panoptic import ZeroShotCocoPanopticDataset
@@ -20,5 +24,6 @@ __all__ = [
     'ZeroShotSplit', 'get_split', 'list_splits', 'load_split', 'save_split',
     'resolve_split', 'load_class_embeddings', 'save_class_embeddings',
     'ZeroShotCocoDataset', 'ZeroShotCocoPanopticDataset',
-    'ZeroShotCOCOStuffDataset', 'IgnoreUnseenClasses', 'generate_toy_dataset'
+    'ZeroShotCOCOStuffDataset', 'IgnoreUnseenClasses', 'generate_toy_dataset',
+    'check_zero_shot_training_data', 'ZeroShotTrainingDataError'
 ]

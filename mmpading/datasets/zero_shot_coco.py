@@ -1,7 +1,10 @@
 """COCO instance data set with seen-only training (zero-shot instance)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mmdet.datasets import CocoDataset
+from mmdet.datasets.api_wrappers import COCO
 
 from mmpading.registry import DATASETS
 
@@ -27,6 +30,12 @@ class ZeroShotCocoDataset(ZeroShotDatasetMixin, CocoDataset):
         **kwargs: Arguments of ``CocoDataset``; ``metainfo`` may also be the
             path of a metainfo JSON file.
     """
+
+    @property
+    def COCOAPI(self) -> Callable[[str], COCO]:  # noqa: N802 (upstream's)
+        """Upstream's ``COCO``; an empty, truncated or incomplete
+        ``ann_file`` gets an error naming it and the fix."""
+        return self._checked_coco_api(CocoDataset.COCOAPI)
 
     def parse_data_info(self, raw_data_info: dict) -> dict:
         """Parse one image; in ``ignore_unseen`` mode drop unseen objects."""

@@ -1,7 +1,10 @@
 """COCO panoptic data set with seen-only training (zero-shot panoptic)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mmdet.datasets import CocoPanopticDataset
+from mmdet.datasets.api_wrappers import COCOPanoptic
 
 from mmpading.registry import DATASETS
 
@@ -26,6 +29,12 @@ class ZeroShotCocoPanopticDataset(ZeroShotDatasetMixin, CocoPanopticDataset):
         **kwargs: Arguments of ``CocoPanopticDataset``; ``metainfo`` may
             also be the path of a metainfo JSON file.
     """
+
+    @property
+    def COCOAPI(self) -> Callable[[str], COCOPanoptic]:  # noqa: N802 (upstream's)
+        """Upstream's ``COCOPanoptic``; an empty, truncated or incomplete
+        ``ann_file`` gets an error naming it and the fix."""
+        return self._checked_coco_api(CocoPanopticDataset.COCOAPI)
 
     def parse_data_info(self, raw_data_info: dict) -> dict:
         """Parse one image; in ``ignore_unseen`` mode drop unseen segments."""

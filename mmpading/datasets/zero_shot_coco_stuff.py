@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os.path as osp
 
 import numpy as np
 from mmengine import fileio
@@ -11,6 +12,7 @@ from PIL import Image
 
 from mmpading.registry import DATASETS
 
+from .file_checks import SAMPLE_FIX, DataFileError, check_file_exists
 from .zero_shot_mixin import ZeroShotDatasetMixin
 
 IGNORE_INDEX = 255
@@ -33,9 +35,17 @@ def seg_map_labels(path: str,
         label_map (dict[int, int], optional): Old label -> new label.
         backend_args (dict, optional): mmengine file backend arguments.
     """
-    with Image.open(io.BytesIO(fileio.get(path,
-                                          backend_args=backend_args))) as png:
-        labels = np.asarray(png)
+    try:
+        with Image.open(io.BytesIO(fileio.get(
+                path, backend_args=backend_args))) as png:
+            labels = np.asarray(png)
+    except (OSError, SyntaxError, ValueError) as error:
+        # PIL: UnidentifiedImageError / "image file is truncated".
+        problem = ('does not exist' if isinstance(error, FileNotFoundError)
+                   else f'cannot be read ({error})')
+        raise DataFileError(
+            f'Segmentation map {path!r} {problem}. Fix: {SAMPLE_FIX}.'
+        ) from None
     if labels.ndim != 2:
         raise ValueError(f'Segmentation map {path!r} has shape '
                          f'{labels.shape}; expected one channel (H, W).')
@@ -98,6 +108,23 @@ class ZeroShotCOCOStuffDataset(ZeroShotDatasetMixin, COCOStuffDataset):
             old: IGNORE_INDEX if new in unseen else new
             for old, new in self.label_map.items()
         }
+
+    def _check_ann_file(self) -> None:
+        """An ``ann_file`` (list of image names) must exist and name an
+        image; without one, mmseg lists the image folder."""
+        if not self.ann_file or osp.isdir(self.ann_file):
+            return
+        fix = ('write it with tools/dataset_converters/'
+               'prepare_zero_shot_coco.py LABEL_FOLDER --split SPLIT '
+               '(docs/data_preparation.md), or set ann_file=\'\' to use '
+               'every image of data_prefix.img_path')
+        check_file_exists(self.ann_file, 'Image list', 'ann_file', fix,
+                          self.backend_args)
+        if not fileio.get_text(self.ann_file,
+                               backend_args=self.backend_args).strip():
+            raise DataFileError(
+                f'Image list {self.ann_file!r} (ann_file) is empty. Fix: '
+                f'{fix}.')
 
     def load_data_list(self) -> list[dict]:
         """mmseg's data list; ``ignore_unseen`` maps unseen labels to 255."""

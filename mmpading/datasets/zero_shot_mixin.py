@@ -14,20 +14,47 @@ A zero-shot data set takes two extra arguments:
   - ``'ignore_unseen'``: keep the images; unseen pixels load as ignore (255)
     and unseen instances are removed (ZegFormer's ZSS protocol).
 
+  With a split, mode ``'all'`` in a training role (``test_mode=False``)
+  is refused: it would train on unseen classes. ``test_mode=True`` marks an
+  evaluation set; ``allow_unseen_in_training=True`` opts out on purpose (a
+  warning is logged).
+
 With a split, ``metainfo`` gains ``zero_shot_split``, ``seen_classes`` and
 ``unseen_classes`` (tuples of names), which reach the evaluator as
 ``dataset_meta``.
+
+Bad files get errors that name them and the fix: a missing ``ann_file`` or
+metainfo file, an empty or truncated annotation JSON, and (when a sample
+fails to load) a truncated or corrupt image or panoptic / label PNG.
 """
 from __future__ import annotations
 
 import logging
 import os.path as osp
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
-from mmengine.fileio import load
 from mmengine.logging import print_log
 
+from .file_checks import (
+    COCO_KEYS,
+    SAMPLE_FIX,
+    DataFileError,
+    check_file_exists,
+    load_coco_api,
+    load_json_file,
+    sample_file_problems,
+)
 from .splits import ZeroShotSplit, resolve_split
+from .training_checks import (
+    MODE_FIX,
+    OPT_OUT,
+    ZeroShotTrainingDataError,
+    warn_unseen_in_training,
+)
+
+METAINFO_FIX = ('regenerate it (the toy set: tools/dataset_converters/'
+                'make_toy_dataset.py) or give metainfo=dict(classes=[...])')
 
 ZERO_SHOT_MODES = ('all', 'drop_unseen', 'ignore_unseen')
 
@@ -49,10 +76,12 @@ def resolve_metainfo(metainfo: Mapping | str | None,
         candidates.insert(0, osp.join(data_root, metainfo))
     for path in candidates:
         if osp.isfile(path):
-            content = load(path)
+            content = load_json_file(path, 'Metainfo file', METAINFO_FIX)
             if not isinstance(content, dict) or 'classes' not in content:
-                raise ValueError(f'Metainfo file {path!r} must hold a JSON '
-                                 'object with "classes".')
+                raise DataFileError(
+                    f'Metainfo file {path!r} must hold a JSON object with '
+                    f'"classes" (a list of class names). Fix: '
+                    f'{METAINFO_FIX}.')
             if 'palette' in content:
                 # JSON has no tuples; mmdet's visualizer takes a list entry
                 # for a list of colours.
@@ -61,7 +90,9 @@ def resolve_metainfo(metainfo: Mapping | str | None,
                 ]
             return content
     raise FileNotFoundError(
-        f'Metainfo file {metainfo!r} not found (looked at {candidates}).')
+        f'Metainfo file {metainfo!r} not found (looked at {candidates}). '
+        'Fix: check metainfo and data_root, or give '
+        'metainfo=dict(classes=[...]).')
 
 
 class ZeroShotDatasetMixin:
@@ -79,14 +110,18 @@ class ZeroShotDatasetMixin:
                  *args,
                  zero_shot_split: str | ZeroShotSplit | None = None,
                  zero_shot_mode: str = 'all',
+                 allow_unseen_in_training: bool = False,
                  **kwargs) -> None:
         """Set up the split, then the upstream data set.
 
         ``metainfo`` may be the path of a metainfo JSON file (relative
         paths are tried under ``data_root`` first).
+        ``allow_unseen_in_training=True`` accepts mode ``'all'`` with
+        ``test_mode=False`` (training on unseen classes on purpose).
         """
         self._init_zero_shot(zero_shot_split, zero_shot_mode,
                              kwargs.get('data_root'))
+        self._check_training_role(kwargs, allow_unseen_in_training)
         kwargs['metainfo'] = resolve_metainfo(
             kwargs.get('metainfo'), kwargs.get('data_root'))
         super().__init__(*args, **kwargs)
@@ -109,6 +144,42 @@ class ZeroShotDatasetMixin:
                                 resolve_split(zero_shot_split, data_root))
         self.zero_shot_mode = zero_shot_mode
         self._unseen_labels: frozenset[int] | None = None
+
+    def _check_training_role(self, kwargs: Mapping,
+                             allow_unseen_in_training: bool) -> None:
+        """Refuse mode ``'all'`` in a training role (unless allowed)."""
+        test_mode = kwargs.get('test_mode', False)
+        if test_mode or self.zero_shot_mode in ('drop_unseen',
+                                                'ignore_unseen'):
+            return
+        source = (f'{type(self).__name__} '
+                  f'({self._describe_given_source(kwargs)})')
+        if allow_unseen_in_training:
+            reason = ('zero_shot_mode="all"' if self.zero_shot_split is None
+                      else f'zero_shot_mode="all", split '
+                      f'{self.zero_shot_split.name!r}')
+            warn_unseen_in_training(source, reason)
+            return
+        if self.zero_shot_split is not None:
+            raise ZeroShotTrainingDataError(
+                f'{source}: zero_shot_mode={self.zero_shot_mode!r} with '
+                f'test_mode=False would train on the images that show '
+                f'unseen classes of split {self.zero_shot_split.name!r}. '
+                f'Fix: set {MODE_FIX}, or test_mode=True for an evaluation '
+                f'set; to train on unseen classes on purpose, set '
+                f'{OPT_OUT}=True.')
+
+    @staticmethod
+    def _describe_given_source(kwargs: Mapping) -> str:
+        ann_file = kwargs.get('ann_file') or ''
+        data_root = kwargs.get('data_root') or ''
+        if ann_file:
+            return 'ann_file ' + repr(
+                ann_file if osp.isabs(ann_file) or not data_root else
+                osp.join(data_root, ann_file))
+        prefix = kwargs.get('data_prefix') or {}
+        folder = next(iter(prefix.values()), '') if prefix else ''
+        return f'data_root {data_root!r}, data_prefix {folder!r}'
 
     @property
     def unseen_labels(self) -> frozenset[int]:
@@ -187,3 +258,61 @@ class ZeroShotDatasetMixin:
             f'show an unseen class of split {split.name!r}.',
             logger='current')
         return kept
+
+    # ------------------------------------------------------------- loading
+    def _required_coco_keys(self) -> Sequence[str]:
+        # A test-dev style file (images only) can still be evaluated.
+        if getattr(self, 'test_mode', False):
+            return tuple(key for key in COCO_KEYS if key != 'annotations')
+        return COCO_KEYS
+
+    def _check_ann_file(self) -> None:
+        """Refuse a missing ``ann_file`` before upstream opens it."""
+        check_file_exists(
+            self.ann_file, 'Annotation file', 'ann_file',
+            'check ann_file and data_root; seen-only training files are '
+            'written by tools/dataset_converters/prepare_zero_shot_coco.py '
+            '(docs/data_preparation.md)', getattr(self, 'backend_args', None))
+
+    def load_data_list(self) -> list[dict]:
+        """Upstream's data list, after checking that ``ann_file`` exists."""
+        self._check_ann_file()
+        return super().load_data_list()
+
+    def _checked_coco_api(self, api: Callable[[str], Any]
+                          ) -> Callable[[str], Any]:
+        """``api`` (upstream's ``COCOAPI``) naming ``ann_file`` when it is
+        empty, truncated or not a COCO file."""
+        ann_file = self.ann_file
+        required = self._required_coco_keys()
+
+        def load(local_path: str) -> Any:
+            return load_coco_api(api, local_path, ann_file, required)
+
+        return load
+
+    def prepare_data(self, idx: int) -> Any:
+        """Upstream's ``prepare_data``; a sample whose image or annotation
+        file is broken gets an error naming both files and the fix.
+
+        Only a failure is diagnosed (files are decoded again then), so a
+        sound sample costs nothing more.
+
+        Raises:
+            DataFileError: If a file of the sample is missing, empty,
+                truncated or corrupt, with the pipeline's own message.
+        """
+        try:
+            return super().prepare_data(idx)
+        except Exception as error:
+            data_info = self.get_data_info(idx)
+            files, problems = sample_file_problems(
+                data_info, getattr(self, 'backend_args', None))
+            if not problems:
+                raise
+            raise DataFileError(
+                f'Cannot load sample {idx} of {type(self).__name__} '
+                f'({self._describe_source()}; {", ".join(files)}): '
+                f'{"; ".join(problems)}. The pipeline failed with '
+                f'{type(error).__name__}: {str(error).strip()}. Fix: '
+                f'{SAMPLE_FIX}.') from None

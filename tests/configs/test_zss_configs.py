@@ -135,6 +135,7 @@ def test_stage1_settings():
         assert dataset.type == 'ZeroShotCOCOStuffDataset'
         assert (dataset.zero_shot_split, dataset.zero_shot_mode) == (SPLIT,
                                                                      'all')
+        assert dataset.test_mode
         # No ADE20K reduce_zero_label anywhere.
         assert all(not t.get('reduce_zero_label')
                    for t in dataset.pipeline)

@@ -62,7 +62,7 @@ def test_registered_in_both_scopes():
 
 def test_panoptic_loads_through_mmdet_pipeline(toy_root, mmdet_scope):
     dataset = _panoptic(toy_root, zero_shot_split='toy', zero_shot_mode='all',
-                        pipeline=PANOPTIC_PIPELINE)
+                        test_mode=True, pipeline=PANOPTIC_PIPELINE)
     content = _json(toy_root, 'panoptic_train.json')
     assert len(dataset) == len(content['images'])
     metainfo = json.loads((toy_root / 'metainfo.json').read_text())
@@ -178,7 +178,7 @@ def test_cocostuff_filters_by_label_maps(toy_root, mmseg_scope):
     ignoring = _stuff(toy_root, zero_shot_split='toy',
                       zero_shot_mode='ignore_unseen', pipeline=pipeline)
     plain = _stuff(toy_root, zero_shot_split='toy', zero_shot_mode='all',
-                   pipeline=pipeline)
+                   test_mode=True, pipeline=pipeline)
     assert len(ignoring) == len(plain) == len(maps)
     for index in range(len(maps)):
         original = plain[index]['gt_seg_map']
@@ -212,7 +212,7 @@ def test_bad_arguments_are_explained(toy_root):
         _panoptic(toy_root, zero_shot_mode='drop_unseen')
     # A COCO split on the toy classes: unknown names, closest ones listed.
     with pytest.raises(ValueError, match='not classes of the data set'):
-        _panoptic(toy_root, zero_shot_split='zsp_coco')
+        _panoptic(toy_root, zero_shot_split='zsp_coco', test_mode=True)
 
 
 def test_coco_panoptic_names_with_zsp_split(tmp_path):
