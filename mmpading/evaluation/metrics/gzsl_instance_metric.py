@@ -19,6 +19,7 @@ from .gzsl_utils import (
     ClassGroups,
     SeenUnseenSpec,
     category_ids_in_class_order,
+    checked_metric_ann_file,
     classes_without_gt,
     describe_classes_without_gt,
     flatten_summary,
@@ -111,18 +112,23 @@ class GZSLInstanceMetric(CocoMetric):
                 f'a list of both, got {metric!r}.')
         self.seen_unseen = SeenUnseenSpec(zero_shot_split, unseen_classes,
                                           owner=type(self).__name__)
-        super().__init__(
-            ann_file=ann_file,
-            metric=iou_types,
-            classwise=classwise,
-            proposal_nums=(self.max_detections, ),
-            iou_thrs=[self.iou_threshold],
-            format_only=format_only,
-            outfile_prefix=outfile_prefix,
-            backend_args=backend_args,
-            collect_device=collect_device,
-            prefix=prefix,
-            sort_categories=sort_categories)
+        # A bad ann_file fails inside pycocotools otherwise.
+        with checked_metric_ann_file(
+                type(self).__name__, ann_file,
+                lambda: getattr(self, '_coco_api', None), format_only,
+                backend_args):
+            super().__init__(
+                ann_file=ann_file,
+                metric=iou_types,
+                classwise=classwise,
+                proposal_nums=(self.max_detections, ),
+                iou_thrs=[self.iou_threshold],
+                format_only=format_only,
+                outfile_prefix=outfile_prefix,
+                backend_args=backend_args,
+                collect_device=collect_device,
+                prefix=prefix,
+                sort_categories=sort_categories)
         self.classes_without_gt: dict[str, list[str]] = {}
 
     def class_groups(self) -> ClassGroups:

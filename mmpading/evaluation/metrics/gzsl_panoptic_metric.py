@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from mmdet.evaluation import CocoPanopticMetric
+from mmengine import fileio
 from mmengine.logging import MMLogger, print_log
 from panopticapi.evaluation import PQStat
 
@@ -20,6 +21,7 @@ from .gzsl_utils import (
     ClassGroups,
     SeenUnseenSpec,
     category_ids_in_class_order,
+    checked_metric_ann_file,
     classes_without_gt,
     describe_classes_without_gt,
     flatten_summary,
@@ -107,16 +109,24 @@ class GZSLPanopticMetric(CocoPanopticMetric):
                  backend_args: dict | None = None,
                  collect_device: str = 'cpu',
                  prefix: str | None = None) -> None:
-        super().__init__(
-            ann_file=ann_file,
-            seg_prefix=seg_prefix,
-            classwise=classwise,
-            format_only=format_only,
-            outfile_prefix=outfile_prefix,
-            nproc=nproc,
-            backend_args=backend_args,
-            collect_device=collect_device,
-            prefix=prefix)
+        # Upstream's __del__ reads it, also when a check below refuses
+        # ann_file before upstream's __init__ set it.
+        self.tmp_dir = None
+        # A bad ann_file fails inside pycocotools otherwise.
+        with checked_metric_ann_file(
+                type(self).__name__, ann_file,
+                lambda: getattr(self, '_coco_api', None), format_only,
+                backend_args):
+            super().__init__(
+                ann_file=ann_file,
+                seg_prefix=seg_prefix,
+                classwise=classwise,
+                format_only=format_only,
+                outfile_prefix=outfile_prefix,
+                nproc=nproc,
+                backend_args=backend_args,
+                collect_device=collect_device,
+                prefix=prefix)
         self.seen_unseen = SeenUnseenSpec(zero_shot_split, unseen_classes,
                                           owner=type(self).__name__)
         if seg_prefix is None and not format_only:
@@ -124,6 +134,14 @@ class GZSLPanopticMetric(CocoPanopticMetric):
                 f'{type(self).__name__} needs `seg_prefix`, the folder of '
                 'the ground-truth panoptic PNGs (e.g. '
                 "'data/coco/annotations/panoptic_val2017/').")
+        if seg_prefix is not None and not format_only and not fileio.isdir(
+                seg_prefix, backend_args=backend_args):
+            # Checked now: the PNGs are only read after the whole inference.
+            raise FileNotFoundError(
+                f'{type(self).__name__}: seg_prefix {seg_prefix!r} is not a '
+                'folder. Fix: give the folder of the ground-truth panoptic '
+                "PNGs (e.g. 'data/coco/annotations/panoptic_val2017/'; it "
+                'is not joined with data_root).')
         self.classes_without_gt: dict[str, list[str]] = {}
 
     def class_groups(self) -> ClassGroups:

@@ -17,13 +17,20 @@ by name against the data set's ``dataset_meta['classes']``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from terminaltables import AsciiTable
 
+from mmpading.datasets.file_checks import (
+    COCO_KEYS,
+    check_coco_content,
+    check_file_exists,
+    naming_coco_file,
+)
 from mmpading.datasets.splits import ZeroShotSplit, resolve_split
 
 # Row names of a summary, in table order; the "group" rows are means over
@@ -32,6 +39,47 @@ SEEN, UNSEEN, HM, ALL = 'seen', 'unseen', 'hm', 'all'
 ROW_TITLES = {SEEN: 'seen', UNSEEN: 'unseen', HM: 'HM', ALL: 'all'}
 # Suffix of each row in the flat metric keys: ``PQ_seen``, ``PQ_hm``, ``PQ``.
 DEFAULT_KEY_SUFFIXES = {SEEN: '_seen', UNSEEN: '_unseen', HM: '_hm', ALL: ''}
+
+
+@contextmanager
+def checked_metric_ann_file(owner: str, ann_file: str | None,
+                            coco_api: Callable[[], Any],
+                            format_only: bool = False,
+                            backend_args: dict | None = None
+                            ) -> Iterator[None]:
+    """Run an upstream COCO metric's ``__init__`` (which loads
+    ``ann_file``) with named errors for a bad file.
+
+    Before the block: a missing ``ann_file`` is refused. Inside: an empty,
+    truncated or wrong-kind JSON is named. After: a file without
+    ``images`` / ``categories`` (or ``annotations``, unless
+    ``format_only``) is refused, since pycocotools would evaluate on
+    nothing.
+
+    Args:
+        owner (str): The metric's class name, for messages.
+        ann_file (str, optional): The metric's ``ann_file``.
+        coco_api (Callable): Returns the COCO API upstream built (or None).
+        format_only (bool): Only results are written; no ground truth is
+            needed.
+        backend_args (dict, optional): mmengine file backend arguments.
+    """
+    if not ann_file:
+        yield
+        return
+    what = f'{owner} annotation file'
+    check_file_exists(
+        ann_file, what, 'ann_file',
+        'check ann_file (it is not joined with data_root: give the path '
+        'from the working directory), or leave it out to evaluate on the '
+        "data set's own annotations", backend_args)
+    with naming_coco_file(ann_file, 'pycocotools', what):
+        yield
+    api = coco_api()
+    if api is not None:
+        required = tuple(key for key in COCO_KEYS
+                         if not (format_only and key == 'annotations'))
+        check_coco_content(api.dataset, ann_file, required, what)
 
 
 def harmonic_mean(seen: float, unseen: float) -> float:

@@ -1,4 +1,6 @@
-"""Harmonic mean, seen / unseen groups and split resolution."""
+"""Harmonic mean, seen / unseen groups, split resolution and the checks
+of the metrics' annotation files."""
+import json
 import math
 
 import numpy as np
@@ -10,6 +12,7 @@ from mmseg.datasets import COCOStuffDataset
 from mmseg.registry import METRICS as MMSEG_METRICS
 from tiny_coco_data import CLASSES, THING_CLASSES
 
+from mmpading.datasets.file_checks import DataFileError
 from mmpading.datasets.splits import ZSS_UNSEEN
 from mmpading.evaluation import (
     GZSLInstanceMetric,
@@ -127,6 +130,10 @@ def test_data_set_without_unseen_class_is_an_error():
     (dict(zero_shot_split=dict(seen=['dog'])), ValueError, 'unseen'),
     (dict(zero_shot_split=dict(seen=['dog'], unseen=['dog'])), ValueError,
      'both seen and unseen'),
+    (dict(zero_shot_split=dict(seen=[], unseen=['dog'])), ValueError,
+     "'custom' has no seen class"),
+    (dict(zero_shot_split=dict(seen=['dog'], unseen=[])), ValueError,
+     "'custom' has no unseen class"),
     (dict(zero_shot_split='zsp_cocoo'), ValueError, 'zsp_coco'),
 ])
 def test_bad_split_arguments(kwargs, error, match):
@@ -172,3 +179,74 @@ def test_built_by_name_in_both_scopes(scope, registry):
             dict(type='GZSLSemSegMetric', unseen_classes=['cow']))
     assert isinstance(metric, GZSLSemSegMetric)
     assert metric.prefix == 'gzsl_semseg'
+
+
+ANN_FILE_METRICS = {
+    'panoptic': lambda tiny_coco, ann_file: GZSLPanopticMetric(
+        ann_file=ann_file, seg_prefix=tiny_coco.panoptic_dir,
+        unseen_classes=['cow']),
+    'instance': lambda tiny_coco, ann_file: GZSLInstanceMetric(
+        ann_file=ann_file, unseen_classes=['cow']),
+}
+
+
+def _json_file(tiny_coco, kind):
+    return (tiny_coco.panoptic_json if kind == 'panoptic' else
+            tiny_coco.instance_json)
+
+
+@pytest.mark.parametrize('kind', list(ANN_FILE_METRICS))
+@pytest.mark.parametrize('content, expected', [
+    (b'', 'is empty'),
+    (None, 'is not valid JSON'),  # truncated
+    (b'{"images": [], "categories": []}', "lacks 'annotations'"),
+    (b'"annotations"', 'does not hold a JSON object'),
+])
+def test_bad_metric_ann_file_is_named(tiny_coco, tmp_path, kind, content,
+                                      expected):
+    path = tmp_path / 'ann.json'
+    if content is None:
+        original = open(_json_file(tiny_coco, kind), 'rb').read()
+        content = original[:len(original) // 2]
+    path.write_bytes(content)
+    with pytest.raises(DataFileError) as error:
+        ANN_FILE_METRICS[kind](tiny_coco, str(path))
+    message = str(error.value)
+    owner = type(ANN_FILE_METRICS[kind](tiny_coco, None)).__name__
+    assert message.startswith(f'{owner} annotation file {str(path)!r} ')
+    assert expected in message and 're-download' in message
+
+
+@pytest.mark.parametrize('kind', list(ANN_FILE_METRICS))
+def test_missing_metric_ann_file_is_named(tiny_coco, tmp_path, kind):
+    path = tmp_path / 'nowhere.json'
+    with pytest.raises(FileNotFoundError) as error:
+        ANN_FILE_METRICS[kind](tiny_coco, str(path))
+    message = str(error.value)
+    assert repr(str(path)) in message and '(ann_file)' in message
+    assert 'not joined with data_root' in message
+
+
+def test_instances_file_for_the_panoptic_metric_is_named(tiny_coco):
+    with pytest.raises(DataFileError, match='segments_info'):
+        ANN_FILE_METRICS['panoptic'](tiny_coco, tiny_coco.instance_json)
+
+
+def test_missing_seg_prefix_folder_is_named(tiny_coco, tmp_path):
+    with pytest.raises(FileNotFoundError, match="seg_prefix '.*nowhere/' "
+                       'is not a folder'):
+        GZSLPanopticMetric(ann_file=tiny_coco.panoptic_json,
+                           seg_prefix=str(tmp_path / 'nowhere') + '/',
+                           unseen_classes=['cow'])
+
+
+def test_format_only_metric_needs_no_annotations(tiny_coco, tmp_path):
+    """A test-dev style file (images and categories) for format_only."""
+    content = json.loads(open(tiny_coco.instance_json).read())
+    del content['annotations']
+    path = tmp_path / 'test_dev.json'
+    path.write_text(json.dumps(content))
+    metric = GZSLInstanceMetric(ann_file=str(path), unseen_classes=['cow'],
+                                format_only=True,
+                                outfile_prefix=str(tmp_path / 'out'))
+    assert metric._coco_api is not None
