@@ -1,13 +1,14 @@
 """The zero-shot data tools: leakage checker, seen-only converter, toy CLI."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from mmpading.datasets.splits import get_split
+from mmpading.datasets.splits import ZeroShotSplit, get_split, save_split
 from mmpading.datasets.toy_generator import generate_toy_dataset
 from mmpading.testing import load_tool_module
 
@@ -141,3 +142,130 @@ def test_make_toy_dataset_cli(tmp_path, capsys):
         40, 48)
     assert tool.main(['--out-dir', str(out), '--unseen', 'pink circle']) == 2
     assert 'pink circle' in capsys.readouterr().err
+
+
+# ------------------------------------------- converter: nothing is lost
+@pytest.fixture
+def source_copy(toy_root, tmp_path):
+    """A copy of the toy panoptic train file in a folder of its own."""
+    folder = tmp_path / 'annotations'
+    folder.mkdir()
+    source = folder / 'panoptic_train.json'
+    shutil.copyfile(toy_root / 'annotations' / 'panoptic_train.json', source)
+    return source
+
+
+def _prepare(*args):
+    tool = _load_tool('dataset_converters/prepare_zero_shot_coco.py')
+    return tool.main([str(arg) for arg in args])
+
+
+@pytest.mark.parametrize('spelling', ['same', 'dot', 'symlink'])
+def test_prepare_refuses_to_overwrite_its_input(source_copy, spelling,
+                                                capsys):
+    original = source_copy.read_bytes()
+    folder = source_copy.parent
+    out = {'same': source_copy,
+           'dot': folder / '.' / '..' / folder.name / source_copy.name,
+           'symlink': folder / 'link.json'}[spelling]
+    if spelling == 'symlink':
+        out.symlink_to(source_copy)
+    before = sorted(p.name for p in folder.iterdir())
+    for extra in ([], ['--overwrite']):
+        assert _prepare(source_copy, '--split', 'toy', '--out', out,
+                        *extra) == 2
+        error = capsys.readouterr().err
+        assert 'is the input file' in error and 'refusing' in error
+    assert source_copy.read_bytes() == original
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_prepare_needs_overwrite_for_an_existing_output(source_copy,
+                                                        capsys):
+    out = source_copy.parent / 'seen.json'
+    out.write_text('keep me')
+    assert _prepare(source_copy, '--split', 'toy', '--out', out) == 2
+    error = capsys.readouterr().err
+    assert str(out) in error and '--overwrite' in error
+    assert out.read_text() == 'keep me'
+    assert _prepare(source_copy, '--split', 'toy', '--out', out,
+                    '--overwrite') == 0
+    assert json.loads(out.read_text())['images']
+    umask = os.umask(0)
+    os.umask(umask)
+    # The usual permissions, not the temporary file's private ones.
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize('content, expected', [
+    (b'', 'is empty'),
+    (b'{"images": [{"id": 1', 'is not valid JSON'),
+    (b'{"images": [], "categories": []}', 'Not a COCO annotation file'),
+])
+def test_prepare_bad_input_writes_nothing(source_copy, content, expected,
+                                          capsys):
+    source_copy.write_bytes(content)
+    folder = source_copy.parent
+    assert _prepare(source_copy, '--split', 'toy') == 2
+    error = capsys.readouterr().err
+    assert str(source_copy) in error and expected in error
+    assert [p.name for p in folder.iterdir()] == [source_copy.name]
+    assert source_copy.read_bytes() == content
+
+
+def test_prepare_no_image_left_writes_nothing(source_copy, toy_root,
+                                              tmp_path, capsys):
+    metainfo = json.loads((toy_root / 'metainfo.json').read_text())
+    split = tmp_path / 'all_stuff_unseen.json'
+    save_split(ZeroShotSplit('all_stuff_unseen',
+                             seen=metainfo['thing_classes'],
+                             unseen=metainfo['stuff_classes']), str(split))
+    out = tmp_path / 'seen.json'
+    assert _prepare(source_copy, '--split', split, '--out', out) == 1
+    assert 'no image is left, nothing written' in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_prepare_failure_while_writing_leaves_nothing(source_copy,
+                                                      monkeypatch, capsys):
+    tool = _load_tool('dataset_converters/prepare_zero_shot_coco.py')
+    out = source_copy.parent / 'seen.json'
+
+    def disk_full(content, file):
+        file.write('{"images": [')
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(tool.json, 'dump', disk_full)
+    assert tool.main([str(source_copy), '--split', 'toy', '--out',
+                      str(out)]) == 2
+    assert 'No space left' in capsys.readouterr().err
+    assert [p.name for p in source_copy.parent.iterdir()] == [
+        source_copy.name]
+
+
+def test_prepare_label_folder_with_a_truncated_map(toy_root, tmp_path,
+                                                   capsys):
+    folder = tmp_path / 'semantic_train'
+    shutil.copytree(toy_root / 'annotations' / 'semantic_train', folder)
+    victim = sorted(folder.glob('*.png'))[2]
+    victim.write_bytes(victim.read_bytes()[:40])
+    out = tmp_path / 'seen.txt'
+    assert _prepare(folder, '--split', 'toy', '--seg-map-suffix', '.png',
+                    '--metainfo', toy_root / 'metainfo.json', '--out',
+                    out) == 2
+    error = capsys.readouterr().err
+    assert str(victim) in error and 're-extract' in error
+    assert not out.exists()
+
+
+def test_prepare_label_folder_with_a_bad_metainfo(toy_root, tmp_path,
+                                                  capsys):
+    metainfo = tmp_path / 'metainfo.json'
+    metainfo.write_text('{"thing_classes": []}')
+    out = tmp_path / 'seen.txt'
+    assert _prepare(toy_root / 'annotations' / 'semantic_train', '--split',
+                    'toy', '--seg-map-suffix', '.png', '--metainfo',
+                    metainfo, '--out', out) == 2
+    error = capsys.readouterr().err
+    assert str(metainfo) in error and '"classes"' in error
+    assert not out.exists()
