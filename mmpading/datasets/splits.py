@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 SPLIT_FILE_FORMAT = 'mmpading.zero_shot_split/v1'
+SPLIT_FILE_FIX = ('write it with mmpading.datasets.save_split (the toy '
+                  "set's: tools/dataset_converters/make_toy_dataset.py)")
 
 # Spellings of COCO classes found in word-embedding files and older code
 # bases, mapped to the names of mmdet's CocoDataset (the official COCO
@@ -130,8 +132,13 @@ class ZeroShotSplit:
             if duplicates:
                 raise ValueError(f'Split {self.name!r} lists {duplicates} '
                                  f'more than once among its {group} classes.')
-        if not self.unseen:
-            raise ValueError(f'Split {self.name!r} has no unseen class.')
+        # Both groups are needed: without seen classes there is nothing to
+        # train on, without unseen ones nothing is zero-shot.
+        for group, names in (('seen', self.seen), ('unseen', self.unseen)):
+            if not names:
+                raise ValueError(
+                    f'Split {self.name!r} has no {group} class; a zero-shot '
+                    'split needs at least one seen and one unseen class.')
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -348,24 +355,40 @@ def load_split(path: str) -> ZeroShotSplit:
     "seen": [...], "unseen": [...]}``.
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'Split file {path!r} does not exist.')
+        raise FileNotFoundError(
+            f'Split file {path!r} does not exist. Fix: check the path (a '
+            'relative one is looked up under data_root first) or use a '
+            f'registered split: {", ".join(SPLIT_BUILDERS)}.')
+    from .file_checks import json_error_reason
     with open(path, encoding='utf-8') as file:
         try:
             content = json.load(file)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(
-                f'Split file {path!r} is not valid JSON: {error}') from None
+                f'Split file {path!r} {json_error_reason(error)}. Fix: '
+                f'{SPLIT_FILE_FIX}.') from None
     if not isinstance(content, dict) or \
             content.get('format') != SPLIT_FILE_FORMAT:
         raise ValueError(
             f'{path!r} is not a split file: expected a JSON object with '
-            f'"format": "{SPLIT_FILE_FORMAT}".')
+            f'"format": "{SPLIT_FILE_FORMAT}". Fix: {SPLIT_FILE_FIX}.')
     missing = [key for key in ('seen', 'unseen') if key not in content]
     if missing:
-        raise ValueError(f'Split file {path!r} lacks {missing}.')
+        raise ValueError(f'Split file {path!r} lacks {missing}. Fix: '
+                         f'{SPLIT_FILE_FIX}.')
+    for key in ('seen', 'unseen'):
+        names = content[key]
+        if not isinstance(names, list) or not all(
+                isinstance(name, str) for name in names):
+            raise ValueError(f'Split file {path!r}: "{key}" must be a list '
+                             f'of class names (strings). Fix: '
+                             f'{SPLIT_FILE_FIX}.')
     name = content.get('name') or osp.splitext(osp.basename(path))[0]
-    return ZeroShotSplit(name=name, seen=tuple(content['seen']),
-                         unseen=tuple(content['unseen']))
+    try:
+        return ZeroShotSplit(name=name, seen=tuple(content['seen']),
+                             unseen=tuple(content['unseen']))
+    except ValueError as error:
+        raise ValueError(f'Split file {path!r}: {error}') from None
 
 
 def save_split(split: ZeroShotSplit, path: str) -> None:

@@ -1,3 +1,4 @@
+import json
 import re
 
 import pytest
@@ -5,6 +6,7 @@ from mmdet.datasets import CocoDataset, CocoPanopticDataset
 from mmseg.datasets import COCOStuffDataset
 
 from mmpading.datasets.splits import (
+    SPLIT_FILE_FORMAT,
     ZeroShotSplit,
     canonical_coco_name,
     get_split,
@@ -129,3 +131,49 @@ def test_split_file_round_trip_and_resolve(tmp_path):
     path.write_text('{"seen": ["a"], "unseen": ["b"]}')
     with pytest.raises(ValueError, match='format'):
         load_split(str(path))
+
+
+@pytest.mark.parametrize('seen, unseen, group', [
+    ((), ('a', ), 'seen'),
+    (('a', ), (), 'unseen'),
+])
+def test_a_split_needs_both_groups(tmp_path, seen, unseen, group):
+    """Registered-style construction and a split file alike."""
+    with pytest.raises(ValueError) as error:
+        ZeroShotSplit('lopsided', seen=seen, unseen=unseen)
+    assert f"Split 'lopsided' has no {group} class" in str(error.value)
+    path = tmp_path / 'lopsided.json'
+    path.write_text(json.dumps(dict(format=SPLIT_FILE_FORMAT,
+                                    name='lopsided', seen=list(seen),
+                                    unseen=list(unseen))))
+    with pytest.raises(ValueError) as error:
+        load_split(str(path))
+    message = str(error.value)
+    assert repr(str(path)) in message
+    assert f"Split 'lopsided' has no {group} class" in message
+    with pytest.raises(ValueError, match=f'no {group} class'):
+        resolve_split(str(path))
+
+
+@pytest.mark.parametrize('content, expected', [
+    ('', 'is empty'),
+    ('{"format": "mmpading.zero_shot_split/v1", "seen": ["a"', 'is not '
+     'valid JSON'),
+    ('{"format": "mmpading.zero_shot_split/v1", "seen": "ab", '
+     '"unseen": ["c"]}', '"seen" must be a list of class names'),
+])
+def test_bad_split_file_is_named(tmp_path, content, expected):
+    path = tmp_path / 'split.json'
+    path.write_text(content)
+    with pytest.raises(ValueError) as error:
+        load_split(str(path))
+    message = str(error.value)
+    assert repr(str(path)) in message and expected in message
+    assert 'save_split' in message  # the fix
+
+
+def test_missing_split_file_names_registered_splits(tmp_path):
+    with pytest.raises(FileNotFoundError) as error:
+        resolve_split(str(tmp_path / 'nowhere.json'))
+    assert 'nowhere.json' in str(error.value)
+    assert 'zsp_coco' in str(error.value)
