@@ -109,7 +109,8 @@ def read_snippets(path: Path) -> list[Snippet]:
     Raises:
         ValueError: A fence that is never closed, or a bad marker.
     """
-    doc = path.relative_to(REPO_ROOT).as_posix()
+    doc = path.relative_to(REPO_ROOT).as_posix() \
+        if path.is_relative_to(REPO_ROOT) else str(path)
     lines = path.read_text(encoding='utf-8').splitlines()
     snippets = []
     index = 0

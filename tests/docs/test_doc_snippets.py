@@ -46,6 +46,8 @@ from doc_snippets import (
     all_snippets,
     doc_files,
     expand,
+    parse_marker,
+    read_snippets,
     split_commands,
     text_block_commands,
 )
@@ -294,6 +296,48 @@ def test_every_page_and_block_is_known():
     # Every kind the docs use is collected by one of the tests below.
     assert {kind for _, kind in counts} <= {'python', 'shell', 'json', 'text'}
     assert sum(counts.values()) == len(SNIPPETS) > 0
+
+
+def test_reader_finds_blocks_markers_and_indented_fences(tmp_path):
+    page = tmp_path / 'page.md'
+    page.write_text('Intro\n\n<!-- snippet: needs=toy,coco scope=mmseg -->\n\n'
+                    '```python\nx = 1\n```\n\n- item\n\n  ```bash\n'
+                    '  make test\n  ```\n\n```\nplain\n```\n')
+    first, second, third = read_snippets(page)
+    assert (first.kind, first.needs, first.options['scope'],
+            first.text) == ('python', ('toy', 'coco'), 'mmseg', 'x = 1\n')
+    assert (second.kind, second.line, second.text) == ('shell', 11,
+                                                       'make test\n')
+    assert (third.kind, third.needs) == ('text', ())
+
+
+def test_reader_refuses_an_unclosed_block_and_a_bad_marker(tmp_path):
+    page = tmp_path / 'page.md'
+    page.write_text('text\n```python\nx = 1\n')
+    with pytest.raises(ValueError, match=r'page\.md:2: code block never'):
+        read_snippets(page)
+    with pytest.raises(ValueError, match=r"here:3: bad snippet marker item "
+                       r"'need=toy'; write key=value with key one of"):
+        parse_marker('<!-- snippet: need=toy -->', 'here:3')
+
+
+def test_commands_are_split_and_unsupported_syntax_refused():
+    [capture, launch, make_a, make_b] = split_commands(
+        "ROOT=$(python -c 'print(1)')\n# a comment\n"
+        'NNODES=2 bash tools/dist_train.sh \\\n    configs/x.py 8  # 8 GPUs\n'
+        'make install && make test\n')
+    assert capture.capture == 'ROOT' and capture.argv == [
+        'python', '-c', 'print(1)'
+    ]
+    assert launch.env == {'NNODES': '2'}
+    assert launch.argv == ['bash', 'tools/dist_train.sh', 'configs/x.py', '8']
+    assert (make_a.argv, make_b.argv) == (['make', 'install'],
+                                          ['make', 'test'])
+    assert expand('$ROOT/a/${ROOT}', {'ROOT': 'r'}) == 'r/a/r'
+    with pytest.raises(KeyError, match=r'\$HOME is not set by the block'):
+        expand('$HOME/x', {})
+    with pytest.raises(ValueError, match="unsupported shell syntax '|'"):
+        split_commands('python tools/train.py x.py | tee log')
 
 
 # --------------------------------------------------------------- python
