@@ -20,13 +20,16 @@ off:
 
 A checkpoint that still holds an unknown object (e.g. one written without
 mmpading) gets an error naming the file, the object and the opt-in for
-trusted files.
+trusted files; a truncated or damaged file, or one that is no checkpoint,
+gets an error naming the file and what to do, instead of torch's
+``PytorchStreamReader failed ...``.
 """
 from __future__ import annotations
 
 import os
 import os.path as osp
 import pickle
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -65,28 +68,120 @@ def mmengine_safe_globals() -> list[Any]:
     return [HistoryBuffer, *_numpy_globals()]
 
 
-def load_from_local(filename: str, map_location: Any = None) -> Any:
-    """mmengine's local loader, with a readable weights-only failure."""
+class CheckpointLoadError(RuntimeError):
+    """A checkpoint file that cannot be loaded: named, with the fix."""
+
+
+# RuntimeError texts of torch's zip reader and format checks; other
+# RuntimeErrors (e.g. a CUDA tensor on a machine without CUDA) are not about
+# the file being damaged and pass through.
+_FORMAT_ERROR_TEXTS = ('PytorchStreamReader', 'inline_container',
+                       'zip archive', 'mmap can only be used',
+                       'invalid header', 'enforce fail')
+# torch's weights-only refusal of a pickled object; its other unpickling
+# errors ("Unsupported operand", "invalid load key") mean a damaged file.
+_UNSAFE_GLOBAL_TEXT = 'Unsupported global'
+
+
+def _other_checkpoints(filename: str) -> list[str]:
+    """Other ``*.pth`` files in the folder of ``filename``, newest first."""
+    folder = osp.dirname(osp.abspath(filename))
+    try:
+        names = [
+            name for name in os.listdir(folder) if name.endswith('.pth')
+            and name != osp.basename(filename)
+        ]
+    except OSError:
+        return []
+    return sorted(names,
+                  key=lambda name: osp.getmtime(osp.join(folder, name)),
+                  reverse=True)
+
+
+def unreadable_checkpoint_error(filename: str,
+                                error: BaseException) -> CheckpointLoadError:
+    """The error for a checkpoint torch cannot read (truncated, damaged or
+    not a checkpoint at all), naming the file and what to do."""
+    # torch's first sentence says what failed; the rest is advice.
+    cause = (str(error).strip().splitlines() or [''])[0].split('. ')[0]
+    cause = cause[:200]
+    cause = f'{type(error).__name__}: {cause}' if cause else \
+        type(error).__name__
+    others = _other_checkpoints(filename)
+    if others:
+        shown = ', '.join(others[:3]) + (', ...' if len(others) > 3 else '')
+        earlier = (f'use an earlier checkpoint of the same run (beside it: '
+                   f'{shown}; with --resume, pass its path)')
+    else:
+        earlier = 'use an earlier checkpoint of the same run'
+    return CheckpointLoadError(
+        f'Checkpoint {filename!r} cannot be read: the file is truncated '
+        '(an interrupted copy or save) or is not a PyTorch checkpoint '
+        f'(torch: {cause}). Copy it again, or {earlier}.')
+
+
+def _is_unreadable(error: BaseException) -> bool:
+    """Whether ``error`` of ``torch.load`` means a damaged file."""
+    if isinstance(error, pickle.UnpicklingError):
+        return _UNSAFE_GLOBAL_TEXT not in str(error)
+    if isinstance(error, PermissionError):
+        return False
+    if isinstance(error, RuntimeError):
+        return any(text in str(error) for text in _FORMAT_ERROR_TEXTS)
+    return isinstance(
+        error, (EOFError, OSError, KeyError, IndexError, ValueError,
+                UnicodeDecodeError, zipfile.BadZipFile))
+
+
+def load_from_local(filename: str,
+                    map_location: Any = None,
+                    mmap: bool = False) -> Any:
+    """mmengine's local loader, with readable failures.
+
+    Args:
+        filename (str): Checkpoint file.
+        map_location: As for ``torch.load``.
+        mmap (bool): Map the tensors' storage instead of reading it (cheap
+            when only the keys are wanted); used only for zip-format files,
+            the only ones torch can map.
+
+    Raises:
+        FileNotFoundError: No such file.
+        CheckpointLoadError: The file is truncated or not a checkpoint, or
+            holds objects that ``weights_only=True`` refuses.
+    """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(
             f'Checkpoint {filename!r} does not exist. Check the path given '
             'to `load_from`, `--resume` or `--checkpoint`.')
-    if os.environ.get(TRUST_ENV) == '1' or not SAFE_GLOBALS_SUPPORTED:
-        # torch < 2.4 cannot allow-list types; it defaults to full unpickling.
-        return torch.load(filename, map_location=map_location,
-                          weights_only=False)
+    trusted = os.environ.get(TRUST_ENV) == '1' or not SAFE_GLOBALS_SUPPORTED
+    # torch < 2.4 cannot allow-list types; it defaults to full unpickling.
+    kwargs = dict(map_location=map_location, weights_only=not trusted)
+    if mmap and zipfile.is_zipfile(filename):
+        kwargs['mmap'] = True
     try:
-        return torch.load(filename, map_location=map_location,
-                          weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise RuntimeError(
-            f'Checkpoint {filename!r} holds Python objects that torch refuses '
-            'to load safely (weights_only=True). mmpading allow-lists what '
-            'mmengine writes; this file holds something else:\n'
-            f'  {str(error).splitlines()[0]}\n'
-            f'If you trust the file, set {TRUST_ENV}=1 to load it with '
-            'weights_only=False.') from None
+        return torch.load(filename, **kwargs)
+    except Exception as error:
+        if _is_unreadable(error):
+            raise unreadable_checkpoint_error(filename, error) from None
+        if not trusted and isinstance(error, pickle.UnpicklingError):
+            raise CheckpointLoadError(
+                f'Checkpoint {filename!r} holds Python objects that torch '
+                'refuses to load safely (weights_only=True). mmpading '
+                'allow-lists what mmengine writes; this file holds '
+                'something else:\n'
+                f'  {_unsafe_global_line(error)}\n'
+                f'If you trust the file, set {TRUST_ENV}=1 to load it with '
+                'weights_only=False.') from None
+        raise
+
+
+def _unsafe_global_line(error: pickle.UnpicklingError) -> str:
+    """The line of torch's message that names the refused object."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    return next((line for line in lines if _UNSAFE_GLOBAL_TEXT in line),
+                lines[0] if lines else '')
 
 
 _BUILTIN_STATISTICS = ('min', 'max', 'current', 'mean')

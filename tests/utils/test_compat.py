@@ -9,7 +9,11 @@ from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 import mmpading  # noqa: F401  (applies the compat layer)
-from mmpading.utils.compat import TRUST_ENV, load_from_local
+from mmpading.utils.compat import (
+    TRUST_ENV,
+    CheckpointLoadError,
+    load_from_local,
+)
 
 
 class TinyModel(BaseModel):
@@ -138,3 +142,67 @@ def test_missing_checkpoint_names_the_path(tmp_path):
     missing = tmp_path / 'nope.pth'
     with pytest.raises(FileNotFoundError, match='nope.pth'):
         load_from_local(str(missing))
+
+
+@pytest.mark.parametrize('damage', ['truncated', 'empty', 'garbage',
+                                    'foreign_zip'])
+def test_unreadable_checkpoint_names_the_file_and_the_fix(
+        trained_checkpoint, tmp_path, damage):
+    data = trained_checkpoint.read_bytes()
+    path = tmp_path / 'iter_2.pth'
+    if damage == 'truncated':
+        path.write_bytes(data[:len(data) // 2])
+    elif damage == 'empty':
+        path.write_bytes(b'')
+    elif damage == 'garbage':
+        path.write_bytes(b'{"not": "a checkpoint"}\n' * 20)
+    else:
+        with zipfile.ZipFile(path, 'w') as archive:
+            archive.writestr('notes.txt', 'hello')
+    (tmp_path / 'iter_1.pth').write_bytes(data)
+    for mmap in (False, True):
+        with pytest.raises(CheckpointLoadError) as error:
+            load_from_local(str(path), map_location='cpu', mmap=mmap)
+        message = str(error.value)
+        assert repr(str(path)) in message
+        assert 'truncated' in message and 'not a PyTorch checkpoint' in \
+            message
+        # The fix: copy it again or take the other checkpoint beside it.
+        assert 'Copy it again' in message and 'iter_1.pth' in message
+        assert error.value.__cause__ is None and \
+            error.value.__suppress_context__
+
+
+def test_trusted_loading_of_garbage_names_the_file(tmp_path, monkeypatch):
+    path = tmp_path / 'garbage.pth'
+    path.write_bytes(b'\x00\x01 not a pickle')
+    monkeypatch.setenv(TRUST_ENV, '1')
+    with pytest.raises(CheckpointLoadError, match='garbage.pth.*truncated'):
+        load_from_local(str(path))
+
+
+def test_weights_only_refusal_names_the_object(tmp_path):
+    path = tmp_path / 'foreign.pth'
+    torch.save({'obj': NotAllowListed()}, path)
+    with pytest.raises(CheckpointLoadError) as error:
+        load_from_local(str(path))
+    assert 'NotAllowListed' in str(error.value)
+    assert 'truncated' not in str(error.value)
+
+
+def test_other_load_errors_pass_through(trained_checkpoint, monkeypatch):
+    """A RuntimeError that is not about the file is not called damage."""
+
+    def cuda_only(*args, **kwargs):
+        raise RuntimeError('Attempting to deserialize object on a CUDA '
+                           'device but torch.cuda.is_available() is False')
+
+    monkeypatch.setattr(torch, 'load', cuda_only)
+    with pytest.raises(RuntimeError, match='CUDA device') as error:
+        load_from_local(str(trained_checkpoint))
+    assert not isinstance(error.value, CheckpointLoadError)
+
+
+def test_mmap_loading_reads_the_keys(trained_checkpoint):
+    checkpoint = load_from_local(str(trained_checkpoint), 'cpu', mmap=True)
+    assert 'linear.weight' in checkpoint['state_dict']
