@@ -8,6 +8,7 @@ set with ground truth, without the Runner's training or evaluation loops.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import os.path as osp
 from collections.abc import Sequence
@@ -17,12 +18,20 @@ from typing import Any
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.dataset import BaseDataset, pseudo_collate
+from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from torch import nn
 
 from mmpading.registry import UPSTREAM_SCOPES
-from mmpading.testing.toy_configs import TOY_CONFIG_DIR, load_rebased_config
+from mmpading.utils.compat import CheckpointLoadError
+from mmpading.utils.config_utils import (
+    TOY_CONFIG_DIR,
+    DataRootError,
+    load_rebased_config,
+)
+
+from .checkpoint_checks import check_config_checkpoint
 
 
 def config_path(config: str) -> str:
@@ -50,9 +59,9 @@ def resolve_config(config: str,
     Args:
         config (str): A toy config name (``configs/toy/<name>.py``, e.g.
             ``'pading_toy_stage2'``) or the path of a ``.py`` config.
-        data_root (str, optional): Toy data set folder that replaces
-            ``data/toy/`` in the config (toy configs, and path configs
-            that use the default toy root).
+        data_root (str, optional): Folder that replaces the config's own
+            ``data_root`` (``data/toy/`` in the toy configs) in every path
+            of the config.
         options (dict, optional): Dotted overrides, as ``--cfg-options``
             takes them.
 
@@ -61,6 +70,7 @@ def resolve_config(config: str,
 
     Raises:
         FileNotFoundError: Neither a toy config name nor an existing file.
+        DataRootError: ``data_root`` is given but the config has none.
     """
     return load_rebased_config(
         config_path(config), data_root, **dict(options or {}))
@@ -90,9 +100,12 @@ def load_model(cfg: Config,
                device: str | torch.device = 'cpu') -> nn.Module:
     """Build ``cfg.model``, load ``checkpoint`` and switch to eval mode.
 
-    A stage-2 model (``model.stage == 2``) must get a stage-2 checkpoint:
-    a stage-1 one leaves the learner (classifier, generator) at its random
-    initialisation, which would silently show meaningless results.
+    The checkpoint must fit the config's stage
+    (:func:`~mmpading.apis.checkpoint_checks.check_checkpoint_fits`): a
+    stage-2 model refuses a stage-1 checkpoint, which would leave its
+    learner (classifier, generator) random and silently show meaningless
+    results; a stage-1 model given a stage-2 checkpoint logs that the
+    stage-2 classifier is ignored.
 
     Args:
         cfg (Config): The model's config.
@@ -104,24 +117,24 @@ def load_model(cfg: Config,
 
     Raises:
         FileNotFoundError: ``checkpoint`` does not exist.
-        ValueError: The checkpoint cannot be read or does not fit.
+        ValueError: The checkpoint cannot be read or does not fit
+            (:class:`CheckpointMismatchError` for the other stage's).
     """
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint!r} not found')
+    try:
+        note = check_config_checkpoint(cfg, checkpoint, 'test')
+    except CheckpointLoadError as error:
+        raise ValueError(str(error)) from None
+    if note is not None:
+        print_log(note, logger='current', level=logging.WARNING)
     model = _registries(cfg).MODELS.build(cfg.model)
     try:
-        loaded = load_checkpoint(model, checkpoint, map_location='cpu')
+        load_checkpoint(model, checkpoint, map_location='cpu')
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as error:
         raise ValueError(
             f'cannot load checkpoint {checkpoint!r} into {cfg.model.type}: '
             f'{error}') from error
-    state_dict = loaded.get('state_dict', loaded)
-    if getattr(model, 'stage', 1) == 2 and not any(
-            key.startswith('zero_shot.') for key in state_dict):
-        raise ValueError(
-            f'checkpoint {checkpoint!r} holds no stage-2 learner weights '
-            '(zero_shot.*), so it is not a stage-2 checkpoint of this '
-            'config: pass the checkpoint written by the stage-2 training')
     return model.to(device).eval()
 
 
@@ -182,8 +195,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, item: str) -> None:
         'the checkpoint (repeat for several)')
     parser.add_argument(
         '--data-root',
-        help='toy data set folder replacing data/toy/ in the configs '
-        '(default: the configs\' own)')
+        help='data folder replacing each config\'s data_root (data/toy/ '
+        'in the toy configs) in all its paths (default: the configs\' '
+        'own)')
     parser.add_argument(
         '--split',
         default='val',
@@ -227,5 +241,5 @@ def check_model_arguments(parser: argparse.ArgumentParser,
                          'or fix the path')
         try:
             resolve_config(config, args.data_root, args.cfg_options)
-        except FileNotFoundError as error:
+        except (FileNotFoundError, DataRootError) as error:
             parser.error(f'--model {label}: {error}')

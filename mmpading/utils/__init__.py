@@ -1,7 +1,13 @@
-from .compat import apply_torch_load_compat, mmengine_safe_globals
+from .compat import (
+                     CheckpointLoadError,
+                     apply_torch_load_compat,
+                     mmengine_safe_globals,
+)
+from .config_utils import DataRootError, load_rebased_config, rebase_data_root
 from .dist_compat import apply_cpu_dist_compat, process_group_cleanup
 
 __all__ = [
-    'apply_cpu_dist_compat', 'apply_torch_load_compat',
-    'mmengine_safe_globals', 'process_group_cleanup'
+    'CheckpointLoadError', 'DataRootError', 'apply_cpu_dist_compat',
+    'apply_torch_load_compat', 'load_rebased_config',
+    'mmengine_safe_globals', 'process_group_cleanup', 'rebase_data_root'
 ]

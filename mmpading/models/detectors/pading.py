@@ -57,10 +57,12 @@ class PADing(TwoStageZeroShotMixin, Mask2Former):
                 rescale: bool = True) -> SampleList:
         """Predict panoptic / instance / semantic results.
 
-        In stage 2 the learner's classifier scores the queries.
+        In stage 2 the learner's classifier scores the queries; a stage-2
+        model whose classifier was never initialised (no stage-2
+        checkpoint loaded) raises a ``RuntimeError``.
         """
+        classifier = self.inference_classifier()
         feats = self.extract_feat(batch_inputs)
-        classifier = self.learner.classifier if self.stage == 2 else None
         mask_cls, mask_pred = self.panoptic_head.predict(
             feats, batch_data_samples, classifier=classifier)
         results_list = self.panoptic_fusion_head.predict(

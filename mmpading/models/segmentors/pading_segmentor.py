@@ -96,12 +96,14 @@ class PADingSegmentor(TwoStageZeroShotMixin, EncoderDecoder):
         the learner's classifier.
 
         Both mmseg inference modes (``whole`` and ``slide``) and
-        :meth:`predict` go through this method.
+        :meth:`predict` go through this method. A stage-2 model whose
+        classifier was never initialised (no stage-2 checkpoint loaded)
+        raises a ``RuntimeError``.
         """
+        classifier = self.inference_classifier()
         x = self.extract_feat(inputs)
-        if self.stage == 1:
+        if classifier is None:
             return self.decode_head.predict(x, batch_img_metas,
                                             self.test_cfg)
         return self.decode_head.predict(
-            x, batch_img_metas, self.test_cfg,
-            classifier=self.learner.classifier)
+            x, batch_img_metas, self.test_cfg, classifier=classifier)

@@ -157,6 +157,32 @@ class TwoStageZeroShotMixin:
                 '--resume a stage-2 run).')
         self.learner.init_classifier_from(self.zero_shot_head.cls_embed)
 
+    # ----------------------------------------------------------- inference
+    def inference_classifier(self) -> nn.Module | None:
+        """The classifier that scores the queries at inference.
+
+        Returns:
+            nn.Module | None: ``None`` in stage 1 (the head's
+            ``cls_embed``); the learner's classifier in stage 2.
+
+        Raises:
+            RuntimeError: A stage-2 model whose classifier was never
+                initialised (no stage-2 checkpoint loaded, no stage-2
+                training): its predictions would be random.
+        """
+        if self.stage == 1:
+            return None
+        if not bool(self.learner.classifier_initialised):
+            raise RuntimeError(
+                f'This stage-2 {type(self).__name__} model\'s classifier '
+                '(zero_shot.classifier) was never initialised: it is random '
+                'and its predictions would be meaningless. Load a stage-2 '
+                'checkpoint first (mmpading.apis.load_model(cfg, '
+                "'work_dirs/<stage-2 config>/iter_N.pth') or mmengine's "
+                'load_checkpoint), or train stage 2; to predict with stage '
+                "1's classifier, build the model with stage=1.")
+        return self.learner.classifier
+
     # ------------------------------------------------------------ training
     def matching_samples(self, data_samples: list) -> list:
         """Data samples in the form the head's matching reads."""

@@ -156,6 +156,29 @@ def test_stage2_without_checkpoint_says_so(tiny_toy_root, tmp_path):
         runner.train()
 
 
+def test_stage2_without_trained_classifier_refuses_to_predict(
+        tiny_toy_root, tmp_path):
+    """A stage-2 model that never loaded a stage-2 checkpoint would predict
+    with a random classifier."""
+    from mmdet.registry import MODELS
+    from mmdet.structures import DetDataSample
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cfg = toy_config('pading_toy_stage2', tiny_toy_root, str(tmp_path))
+    model = MODELS.build(cfg.model).eval()
+    sample = DetDataSample(metainfo=dict(
+        img_shape=(64, 64), ori_shape=(64, 64), batch_input_shape=(64, 64),
+        scale_factor=(1.0, 1.0)))
+    with pytest.raises(RuntimeError) as error:
+        model.predict(torch.zeros(1, 3, 64, 64), [sample])
+    message = str(error.value)
+    assert 'classifier (zero_shot.classifier) was never initialised' in \
+        message
+    assert 'load_model' in message and 'stage=1' in message
+    model.learner.init_classifier_from(model.panoptic_head.cls_embed)
+    assert model.inference_classifier() is model.learner.classifier
+
+
 def test_missing_checkpoint_names_the_path(tiny_toy_root, tmp_path):
     missing = str(tmp_path / 'no_such_stage1.pth')
     runner = stage2_runner(tiny_toy_root, tmp_path, missing, max_iters=1)

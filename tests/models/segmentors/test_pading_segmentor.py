@@ -228,6 +228,7 @@ def test_predict_uses_the_learner_classifier(files):
         always.bias.zero_()
         always.bias[3] = 20.0
     model.learner.classifier = always
+    model.learner.classifier_initialised.fill_(1)  # as after stage 2
     with torch.no_grad():
         # predict() writes into the samples: one batch per model.
         data = model.data_preprocessor(make_data(), False)
@@ -242,6 +243,14 @@ def test_predict_uses_the_learner_classifier(files):
         assert (result.pred_sem_seg.data == 3).all()
     # Stage 1 (cls_embed) predicts otherwise.
     assert not all((r.pred_sem_seg.data == 3).all() for r in upstream)
+
+
+def test_untrained_stage2_classifier_refuses_to_predict(files):
+    model, _ = stage2_model(files)
+    model.eval()
+    data = model.data_preprocessor(make_data(), False)
+    with pytest.raises(RuntimeError, match='was never initialised'):
+        model.predict(data['inputs'], data['data_samples'])
 
 
 def test_wrong_class_count_checkpoint_names_both_shapes(files):
