@@ -4,19 +4,42 @@ mmdet's tools/test.py semantics. Examples:
     python tools/test.py configs/toy/pading_toy_stage2.py \\
         work_dirs/pading_toy_stage2/iter_300.pth
     python tools/test.py CONFIG CKPT --show-dir overlays --work-dir DIR
+    python tools/test.py CONFIG CKPT --data-root /abs/path/to/toy
+
+Before any work it refuses, with one line naming the file and the fix: a
+checkpoint that is missing, unreadable or a stage-1 checkpoint for a
+stage-2 config (it would evaluate a random classifier), and a data root
+that is not a folder. A stage-2 checkpoint tested with a stage-1 config
+is evaluated as stage 1, and the console says so.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmpading  # noqa: F401  (registers components, torch.load compat)
+from mmpading.apis.checkpoint_checks import (
+    CheckpointMismatchError,
+    check_config_checkpoint,
+)
 from mmpading.utils import process_group_cleanup
+from mmpading.utils.compat import CheckpointLoadError
+from mmpading.utils.config_utils import (
+    DataRootError,
+    check_dataset_roots,
+    cwd_note,
+    load_tool_config,
+)
+
+# Bad input the checks below name with its fix: shown without a traceback.
+INPUT_ERRORS = (DataRootError, CheckpointMismatchError, CheckpointLoadError,
+                FileNotFoundError)
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,6 +56,12 @@ def parse_args() -> argparse.Namespace:
         '--show-dir',
         help='write prediction overlays to this folder (inside the work '
         'dir\'s timestamped folder, as mmdet does)')
+    parser.add_argument(
+        '--data-root',
+        help='read the data set from this folder: every path of the config '
+        'under its data_root (data sets, split, class embeddings, metric '
+        'annotation files) is re-rooted here; --cfg-options data_root=DIR '
+        'does the same')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -52,11 +81,10 @@ def parse_args() -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> Config:
     if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint {args.checkpoint!r} does not exist')
-    cfg = Config.fromfile(args.config)
+        raise SystemExit(f'error: checkpoint {args.checkpoint!r} does not '
+                         f'exist{cwd_note(args.checkpoint)}')
+    cfg = load_tool_config(args.config, args.data_root, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -81,15 +109,36 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def check_inputs(cfg: Config, checkpoint: str) -> str | None:
+    """Refuse bad input before the Runner builds anything.
+
+    Returns:
+        str | None: A note for the console: the checkpoint fits with a
+        caveat (a stage-2 checkpoint evaluated as stage 1).
+    """
+    note = check_config_checkpoint(cfg, checkpoint, 'test')
+    check_dataset_roots(cfg, ['test_dataloader'])
+    return note
+
+
 def main() -> None:
     args = parse_args()
-    cfg = build_config(args)
+    try:
+        cfg = build_config(args)
+        note = check_inputs(cfg, args.checkpoint)
+    except INPUT_ERRORS as error:
+        raise SystemExit(f'error: {error}') from None
+    if note is not None:
+        print(f'warning: {note}', file=sys.stderr, flush=True)
     with process_group_cleanup():
         if 'runner_type' not in cfg:
             runner = Runner.from_cfg(cfg)
         else:
             runner = RUNNERS.build(cfg)
         runner.test()
+    if note is not None:
+        # Again below the metrics, where the reader looks.
+        print(f'warning: {note}', file=sys.stderr, flush=True)
 
 
 if __name__ == '__main__':

@@ -5,6 +5,13 @@ Examples:
     python tools/train.py configs/toy/pading_toy_stage2.py --resume
     python tools/train.py CONFIG --work-dir DIR --amp \\
         --cfg-options train_cfg.max_iters=100
+    python tools/train.py configs/toy/pading_toy_stage1.py \\
+        --data-root /abs/path/to/toy   # data elsewhere than ./data/toy
+
+Before any work it refuses, with one line naming the file and the fix: a
+data root that is not a folder, a ``load_from`` / ``--resume`` checkpoint
+that is missing, unreadable or of the other stage (``--resume`` of a
+stage-2 run from a stage-1 checkpoint, ...).
 """
 from __future__ import annotations
 
@@ -17,7 +24,25 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner, find_latest_checkpoint
 
 import mmpading  # noqa: F401  (registers components, torch.load compat)
+from mmpading.apis.checkpoint_checks import (
+    CheckpointMismatchError,
+    check_config_checkpoint,
+)
+from mmpading.datasets.training_checks import (
+    ZeroShotTrainingDataError,
+    check_zero_shot_training_data,
+)
 from mmpading.utils import process_group_cleanup
+from mmpading.utils.compat import CheckpointLoadError
+from mmpading.utils.config_utils import (
+    DataRootError,
+    check_dataset_roots,
+    load_tool_config,
+)
+
+# Bad input the checks below name with its fix: shown without a traceback.
+INPUT_ERRORS = (DataRootError, CheckpointMismatchError, CheckpointLoadError,
+                FileNotFoundError, ZeroShotTrainingDataError)
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,6 +61,12 @@ def parse_args() -> argparse.Namespace:
         const='auto',
         help='resume from this checkpoint, or without a path from the '
         'latest checkpoint in the work dir')
+    parser.add_argument(
+        '--data-root',
+        help='read the data set from this folder: every path of the config '
+        'under its data_root (data sets, split, class embeddings, metric '
+        'annotation files) is re-rooted here; --cfg-options data_root=DIR '
+        'does the same')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -69,10 +100,8 @@ def enable_amp(cfg: Config) -> None:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    cfg = Config.fromfile(args.config)
+    cfg = load_tool_config(args.config, args.data_root, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     # work_dir: command line > config > ./work_dirs/<config name>
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -96,9 +125,53 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def check_checkpoints(cfg: Config) -> None:
+    """Refuse a missing, unreadable or other-stage start checkpoint.
+
+    ``--resume`` must name a checkpoint of this config's stage (without a
+    path: the work dir's latest); ``load_from`` must exist and be readable
+    (a stage-2 ``load_from`` is stage 1's checkpoint, or a stage-2 one to
+    continue its learner: said on the console).
+    """
+    if cfg.get('resume', False):
+        checkpoint = cfg.get('load_from', None)
+        work_dir = None
+        if not checkpoint:
+            work_dir = cfg.work_dir
+            checkpoint = find_latest_checkpoint(work_dir)
+        if not checkpoint:
+            return
+        source = '--resume' if work_dir is None else (
+            f'--resume (the latest checkpoint of the work dir {work_dir})')
+        note = check_config_checkpoint(cfg, checkpoint, 'resume', source,
+                                       work_dir=work_dir)
+    elif cfg.get('load_from', None):
+        note = check_config_checkpoint(cfg, cfg.load_from, 'load_from',
+                                       'load_from')
+    else:
+        return
+    if note is not None:
+        print(f'note: {note}', flush=True)
+
+
+def check_inputs(cfg: Config) -> None:
+    """Refuse bad input before the Runner builds anything."""
+    loaders = ['train_dataloader']
+    if cfg.get('val_cfg', None):
+        loaders.append('val_dataloader')
+    check_dataset_roots(cfg, loaders)
+    # Seen-only training data: no unseen class leaks into training.
+    check_zero_shot_training_data(cfg)
+    check_checkpoints(cfg)
+
+
 def main() -> None:
     args = parse_args()
-    cfg = build_config(args)
+    try:
+        cfg = build_config(args)
+        check_inputs(cfg)
+    except INPUT_ERRORS as error:
+        raise SystemExit(f'error: {error}') from None
     with process_group_cleanup():
         if 'runner_type' not in cfg:
             runner = Runner.from_cfg(cfg)
