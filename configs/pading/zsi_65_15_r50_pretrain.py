@@ -117,3 +117,6 @@ train_cfg = dict(
     max_iters=max_iters,
     val_interval=interval,
     dynamic_intervals=[(max_iters // interval * interval + 1, max_iters)])
+# Checkpoints keep the random state: a resumed run repeats an uninterrupted
+# one (docs/training.md#resuming).
+custom_hooks = [dict(type='RandomStateHook')]

@@ -113,3 +113,6 @@ val_evaluator = dict(
 test_evaluator = val_evaluator
 # Stage 1 never predicts unseen classes: keep the best seen mIoU.
 default_hooks = dict(checkpoint=dict(save_best='gzsl_semseg/mIoU_seen'))
+# Checkpoints keep the random state: a resumed run repeats an uninterrupted
+# one (docs/training.md#resuming).
+custom_hooks = [dict(type='RandomStateHook')]

@@ -154,5 +154,8 @@ default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=200, max_keep_ckpts=2))
 log_processor = dict(window_size=20)
+# Checkpoints keep the random state: a resumed run repeats an uninterrupted
+# one (docs/training.md#resuming).
+custom_hooks = [dict(type='RandomStateHook')]
 # Overlays show ground truth and the panoptic prediction side by side.
 visualizer = dict(type='PanopticOverlayVisualizer')

@@ -1,3 +1,4 @@
+from .hooks import RandomStateHook
 from .optimizers import PADingOptimWrapperConstructor
 
-__all__ = ['PADingOptimWrapperConstructor']
+__all__ = ['PADingOptimWrapperConstructor', 'RandomStateHook']

@@ -1,0 +1,11 @@
+from .random_state_hook import (
+    RandomStateHook,
+    StateRestoringIterator,
+    capture_random_state,
+    restore_random_state,
+)
+
+__all__ = [
+    'RandomStateHook', 'StateRestoringIterator', 'capture_random_state',
+    'restore_random_state'
+]
