@@ -228,10 +228,8 @@ class RandomStateHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Keep the loaded state; :meth:`before_train` decides whether it
         is a resume (the loop's iteration is then the checkpoint's)."""
-        state = checkpoint.get(RANDOM_STATE_KEY)
-        if state is not None:
-            _check_random_state(state)
-        self._loaded = (checkpoint.get('meta', {}).get('iter', 0), state)
+        self._loaded = (checkpoint.get('meta', {}).get('iter', 0),
+                        checkpoint.get(RANDOM_STATE_KEY))
 
     def before_train(self, runner) -> None:
         """Wrap the data iterator; schedule the restore of a resume."""
@@ -245,6 +243,7 @@ class RandomStateHook(Hook):
         resumed = self._loaded is not None and runner.iter > 0 and \
             self._loaded[0] == runner.iter
         if resumed and self._loaded[1] is not None:
+            _check_random_state(self._loaded[1])
             self._align_data_seeds(runner, self._loaded[1])
         self._iterator = StateRestoringIterator(loop.dataloader_iterator)
         loop.dataloader_iterator = self._iterator

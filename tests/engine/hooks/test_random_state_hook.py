@@ -258,6 +258,14 @@ def test_malformed_random_state_is_refused(tmp_path):
         resume_from=tmp_path / 'bad' / f'iter_{SAVED_ITER}.pth')
     with pytest.raises(ValueError, match="'random_state' entry is malformed"):
         runner.train()
+    assert not (tmp_path / 'bad' / f'iter_{SAVED_ITER + 1}.pth').exists()
+
+    # Loaded through load_from (not a resume), the entry is ignored.
+    runner = build_runner(
+        tmp_path / 'load_from', seed=5,
+        load_from=tmp_path / 'bad' / f'iter_{SAVED_ITER}.pth')
+    runner.train()
+    assert runner.iter == MAX_ITERS
 
 
 def test_load_from_does_not_restore(tmp_path):
