@@ -1,0 +1,3 @@
+from .quiet_console_runner import ConsoleNoiseFilter, QuietConsoleRunner
+
+__all__ = ['ConsoleNoiseFilter', 'QuietConsoleRunner']
