@@ -9,6 +9,12 @@ from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData, PixelData
 
 from mmpading.visualization import PanopticOverlayVisualizer
+from mmpading.visualization.panoptic_overlay_visualizer import (
+    LEGEND_LINE,
+    LEGEND_PAD,
+    SWATCH,
+    TITLE_BAND,
+)
 
 CLASSES = ('circle', 'square', 'grass')
 SIZE = 64
@@ -76,3 +82,81 @@ def test_only_the_panoptic_prediction_is_drawn():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match='draw_kinds'):
         make_visualizer(draw_kinds=('panoptic', ))
+
+
+# ------------------------------------------------------ readable layout
+SCALE = 2
+
+
+def readable_visualizer(**kwargs) -> PanopticOverlayVisualizer:
+    visualizer = make_visualizer(
+        scale=SCALE, gt_title='ground truth',
+        pred_title='prediction: PADing', legend=True, min_font_size=11,
+        **kwargs)
+    visualizer.dataset_meta['unseen_classes'] = ('square', )
+    return visualizer
+
+
+def square_prediction() -> np.ndarray:
+    pred = np.full((SIZE, SIZE), len(CLASSES), dtype=np.int64)
+    pred[:, 48:] = 1 + 1 * INSTANCE_OFFSET  # one 'square' (unseen)
+    return pred
+
+
+def draw_readable(visualizer) -> np.ndarray:
+    image = np.full((SIZE, SIZE, 3), 128, dtype=np.uint8)
+    visualizer.add_datasample('x', image, make_sample(square_prediction()),
+                              show=False)
+    return visualizer.get_image()
+
+
+def test_legend_lists_the_classes_present_and_marks_unseen_ones():
+    visualizer = readable_visualizer()
+    entries = visualizer.legend_entries(make_sample(square_prediction()))
+    # circle and grass in the ground truth, square in the prediction.
+    assert [e.name for e in entries] == list(CLASSES)
+    square = entries[1]
+    assert square.unseen and square.key == '2*'
+    assert square.text == '2* square'
+    assert not entries[0].unseen and entries[0].key == '1'
+    assert square.color == tuple(visualizer.dataset_meta['palette'][1])
+    assert visualizer.legend_lines(entries)[-1] == '* = unseen class'
+    assert '* = unseen class' not in visualizer.legend_lines(entries[:1])
+    # Segments are labelled with the same keys.
+    assert visualizer.legend_keys() == ['1', '2*', '3']
+
+
+def test_readable_overlay_is_upscaled_titled_and_has_a_legend():
+    visualizer = readable_visualizer()
+    drawn = draw_readable(visualizer)
+    panel = SCALE * SIZE
+    assert drawn.shape[0] == TITLE_BAND + panel
+    assert drawn.shape[1] > 2 * panel
+    # A title (dark text on white) above each half, none above the legend.
+    band = drawn[:TITLE_BAND].min(axis=2)
+    for half in (band[:, :panel], band[:, panel:2 * panel]):
+        assert (half < 80).sum() > 20
+    # Upscaled halves: the ground truth's two classes meet at row 32 * 2.
+    gt_half = drawn[TITLE_BAND:, :panel]
+    assert not np.array_equal(gt_half[2 * 30, 4], gt_half[2 * 34, 4])
+    # The legend's swatches carry the palette colours, in class order.
+    entries = visualizer.legend_entries(make_sample(square_prediction()))
+    swatch_x = 2 * panel + LEGEND_PAD + SWATCH // 2
+    for index, entry in enumerate(entries):
+        row = int(LEGEND_PAD + LEGEND_LINE * (index + 1.5))
+        assert tuple(drawn[row, swatch_x]) == entry.color
+
+
+def test_small_labels_are_lifted_to_the_minimum_font_size():
+    visualizer = readable_visualizer()
+    visualizer.set_image(np.zeros((SIZE, SIZE, 3), dtype=np.uint8))
+    visualizer.draw_texts('7*', np.array([10, 10]), font_sizes=6)
+    visualizer.draw_texts(['a', 'b'], np.array([[5, 5], [20, 20]]),
+                          font_sizes=[6, 14])
+    sizes = [text.get_size() for text in visualizer.ax_save.texts]
+    assert sizes == [11, 11, 14]
+
+
+def test_bad_scale_is_refused():
+    with pytest.raises(ValueError, match='scale'):
+        make_visualizer(scale=0)
