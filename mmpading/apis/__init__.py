@@ -10,6 +10,7 @@ from .model_loading import (
                               toy_config_names,
 )
 from .toy_experiments import (
+                              WorkDirInUseError,
                               evaluate_toy_config,
                               last_checkpoint,
                               scale_schedule,
@@ -18,7 +19,8 @@ from .toy_experiments import (
 
 __all__ = [
     'evaluate_toy_config', 'last_checkpoint', 'scale_schedule',
-    'train_toy_config', 'build_eval_dataset', 'collate', 'load_model',
+    'train_toy_config', 'WorkDirInUseError', 'build_eval_dataset',
+    'collate', 'load_model',
     'load_trained_model', 'resolve_config', 'toy_config_names',
     'add_model_arguments', 'check_model_arguments', 'config_path'
 ]

@@ -1,14 +1,18 @@
 """Train and evaluate toy configs from Python (demo, ablation, figures)."""
 from __future__ import annotations
 
+import json
+import os
 import os.path as osp
-import shutil
+import re
 import uuid
 from typing import Any
 
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from mmpading.datasets.training_checks import check_zero_shot_training_data
+from mmpading.engine.runners import QuietConsoleRunner
 from mmpading.testing import toy_config
 
 
@@ -41,9 +45,63 @@ def scale_schedule(cfg: Config, max_iters: int) -> None:
             ]
 
 
-def _unique_name(name: str) -> str:
-    # Runners in one process must not share a message hub or visualizer.
-    return f'{name}_{uuid.uuid4().hex[:8]}'
+class WorkDirInUseError(FileExistsError):
+    """A work dir holds a run that training there would mix or overwrite."""
+
+
+def held_run_entries(work_dir: str) -> list[str]:
+    """What an existing work dir holds (empty: no run, or no folder)."""
+    if not osp.isdir(work_dir):
+        return []
+    return sorted(entry.name for entry in os.scandir(work_dir))
+
+
+def _checkpoint_iteration(checkpoint: str) -> int | None:
+    match = re.fullmatch(r'iter_(\d+)\.pth', osp.basename(checkpoint))
+    return int(match.group(1)) if match else None
+
+
+# Overlays of 128 px toy images that a reader can read (see
+# PanopticOverlayVisualizer): 4x upscaled, titled, with a legend.
+READABLE_OVERLAYS = dict(
+    scale=4, gt_title='ground truth', legend=True, min_font_size=11)
+
+# Written into a work dir by train_toy_config: what the run there is, so
+# that reusing it with another seed or schedule is refused.
+RUN_RECORD = 'toy_run.json'
+
+
+def _check_run_record(work_dir: str, record: dict[str, Any]) -> None:
+    path = osp.join(work_dir, RUN_RECORD)
+    if not osp.isfile(path):
+        return
+    with open(path) as f:
+        earlier = json.load(f)
+    differences = [
+        f'{key} {earlier.get(key)!r} there, {value!r} now'
+        for key, value in record.items() if earlier.get(key) != value
+    ]
+    if differences:
+        raise WorkDirInUseError(
+            f'reuse: the run in {work_dir} was trained differently ('
+            + '; '.join(differences) + f', from {path}); train into another '
+            'work dir, or reuse with the settings that wrote it.')
+
+
+def _runner_class(quiet_console: bool) -> type[Runner]:
+    return QuietConsoleRunner if quiet_console else Runner
+
+
+def _name_uniquely(cfg: Config, name: str) -> None:
+    """Give the run its own message hub, logger and visualizer.
+
+    mmengine keeps them by name for the whole process; the visualizer's
+    name comes from the config (``'visualizer'`` in mmdet's), so a second
+    runner would get the first one's visualizer, with its settings.
+    """
+    cfg.experiment_name = f'{name}_{uuid.uuid4().hex[:8]}'
+    if cfg.get('visualizer') is not None:
+        cfg.visualizer.name = cfg.experiment_name
 
 
 def train_toy_config(name: str,
@@ -53,12 +111,14 @@ def train_toy_config(name: str,
                      max_iters: int | None = None,
                      load_from: str | None = None,
                      reuse: bool = False,
-                     options: dict[str, Any] | None = None) -> str:
+                     options: dict[str, Any] | None = None,
+                     quiet_console: bool = False) -> str:
     """Train ``configs/toy/<name>.py`` without evaluation.
 
     Args:
         name (str): Toy config name, e.g. ``'pading_toy_stage2_gmmn'``.
-        work_dir (str): Work directory; emptied first unless reused.
+        work_dir (str): Work directory. Nothing in it is deleted: one that
+            already holds files is refused unless ``reuse`` is set.
         data_root (str): Toy data set folder.
         seed (int): ``randomness.seed``.
         max_iters (int, optional): Another schedule length (milestones are
@@ -67,35 +127,70 @@ def train_toy_config(name: str,
             stage-1 checkpoint).
         reuse (bool): Return the work dir's final checkpoint instead of
             training again, when there is one; resume an interrupted run
-            from its last checkpoint.
+            from its last checkpoint; train into a work dir that holds
+            files but no checkpoint (nothing there is overwritten:
+            mmengine logs into a new timestamped folder).
         options (dict, optional): Dotted config overrides.
+        quiet_console (bool): Keep the config dump, environment and
+            parameter listings off the console (they stay in the log file);
+            see :class:`QuietConsoleRunner`.
 
     Returns:
         str: The final checkpoint.
+
+    Raises:
+        WorkDirInUseError: (a FileExistsError) ``work_dir`` is a file,
+            holds files and ``reuse`` is not set, or holds a checkpoint past
+            ``max_iters`` (a longer schedule's run).
     """
     cfg = toy_config(name, data_root, work_dir, **(options or {}))
-    cfg.experiment_name = _unique_name(name)
+    _name_uniquely(cfg, name)
     cfg.randomness = dict(seed=seed)
     if max_iters is not None:
         scale_schedule(cfg, max_iters)
+    check_zero_shot_training_data(cfg)  # seen-only training data
+    if osp.exists(work_dir) and not osp.isdir(work_dir):
+        raise WorkDirInUseError(f'work dir {work_dir} is a file; choose '
+                                'another work dir')
+    held = held_run_entries(work_dir)
+    if held and not reuse:
+        shown = ', '.join(held[:5]) + (', ...' if len(held) > 5 else '')
+        raise WorkDirInUseError(
+            f'work dir {work_dir} already holds a run ({shown}); nothing '
+            'is deleted. Reuse or resume it with reuse=True (tools: '
+            '--reuse), or train into another work dir (or move this one '
+            'away first).')
+    max_iters = cfg.train_cfg.max_iters
+    # Through JSON, as it is stored (tuples become lists).
+    record = json.loads(json.dumps(
+        dict(config=name, seed=seed, max_iters=max_iters,
+             options=options or {}), default=repr))
+    if reuse:
+        _check_run_record(work_dir, record)
     checkpoint = last_checkpoint(work_dir) if reuse else None
-    if checkpoint is not None and osp.basename(checkpoint) == \
-            f'iter_{cfg.train_cfg.max_iters}.pth':
+    done = None if checkpoint is None else _checkpoint_iteration(checkpoint)
+    if done is not None and done > max_iters:
+        raise WorkDirInUseError(
+            f'reuse: {checkpoint} is past this schedule\'s {max_iters} '
+            'iterations (a longer run); train into another work dir, or '
+            'reuse with the schedule that wrote it.')
+    if done == max_iters:
         print(f'reusing {checkpoint}', flush=True)
         return checkpoint
     if checkpoint is not None:
         print(f'resuming from {checkpoint}', flush=True)
         cfg.resume = True
         cfg.load_from = checkpoint
-    elif osp.isdir(work_dir):
-        shutil.rmtree(work_dir)
     # Evaluation comes later, once per model. mmengine's iteration loop
     # validates at max_iters whatever val_interval says, so the validation
     # loop is removed altogether.
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if load_from is not None and not cfg.get('resume', False):
         cfg.load_from = load_from
-    Runner.from_cfg(cfg).train()
+    runner = _runner_class(quiet_console).from_cfg(cfg)
+    with open(osp.join(work_dir, RUN_RECORD), 'w') as f:
+        json.dump(record, f, indent=1)
+    runner.train()
     checkpoint = last_checkpoint(work_dir)
     if checkpoint is None:
         raise RuntimeError(f'training {name} wrote no checkpoint in '
@@ -108,7 +203,9 @@ def evaluate_toy_config(name: str,
                         work_dir: str,
                         data_root: str,
                         overlay_dir: str | None = None,
-                        options: dict[str, Any] | None = None
+                        options: dict[str, Any] | None = None,
+                        quiet_console: bool = False,
+                        overlay_title: str | None = None
                         ) -> dict[str, float]:
     """Test a checkpoint of ``configs/toy/<name>.py`` on the toy val set.
 
@@ -118,19 +215,26 @@ def evaluate_toy_config(name: str,
         work_dir (str): Work directory (logs).
         data_root (str): Toy data set folder.
         overlay_dir (str, optional): Write ground truth | prediction
-            overlays of every validation image here.
+            overlays of every validation image here (upscaled, titled,
+            with a legend of the classes present; unseen ones marked).
         options (dict, optional): Dotted config overrides (those that
             change the model, e.g. ``num_primitives``, must match
             training).
+        quiet_console (bool): As in :func:`train_toy_config`.
+        overlay_title (str, optional): The model's name in the overlays'
+            title, ``prediction: <overlay_title>``. Defaults to ``name``.
 
     Returns:
         dict[str, float]: The evaluators' flat metrics.
     """
     cfg = toy_config(name, data_root, work_dir, **(options or {}))
-    cfg.experiment_name = _unique_name(f'{name}_test')
+    _name_uniquely(cfg, f'{name}_test')
     cfg.load_from = checkpoint
     cfg.resume = False
     if overlay_dir is not None:
         cfg.default_hooks.visualization.update(
             draw=True, test_out_dir=osp.abspath(overlay_dir))
-    return Runner.from_cfg(cfg).test()
+        cfg.visualizer.update(
+            READABLE_OVERLAYS,
+            pred_title=f'prediction: {overlay_title or name}')
+    return _runner_class(quiet_console).from_cfg(cfg).test()
