@@ -2,7 +2,7 @@
 
 Runs on the CPU in minutes (``make demo``)::
 
-    python tools/demo.py                    # everything, in work_dirs/demo
+    python tools/demo.py                    # everything, under work_dirs
     python tools/demo.py --reuse            # keep finished stages
     python tools/demo.py --stage1-iters 100 --stage2-iters 50   # quicker
 
@@ -13,38 +13,59 @@ Steps:
        (``pading_toy_stage2.py``) and the GMMN baseline
        (``pading_toy_stage2_gmmn.py``).
     4. Evaluate both on all classes and print seen / unseen / HM for PQ, SQ,
-       RQ, mIoU and mask mAP50; panoptic overlays of PADing's predictions
-       (left: ground truth, right: prediction) go to
-       ``<work-dir>/overlays`` (one per validation image).
+       RQ, mIoU and mask mAP50, with how much the result moves across seeds
+       (``docs/results/demo_seeds.md``).
+
+Where it writes (the layout of ``tools/train.py``): each run goes to
+``<work-dir>/<config name>`` (``pading_toy_stage1``, ``pading_toy_stage2``,
+``pading_toy_stage2_gmmn``), so that ``tools/test.py
+configs/toy/pading_toy_stage2.py work_dirs/pading_toy_stage2/iter_300.pth``
+evaluates the demo's model; the demo's own outputs (``results.json``,
+``summary.txt``, ``overlays/``: ground truth | PADing's panoptic prediction
+per validation image) go to ``<work-dir>/demo``. Nothing is deleted: without
+``--reuse`` an earlier run's folder is renamed to
+``<folder>.<YYYYmmdd-HHMMSS>`` first. The console shows progress and
+results; each run's full log (config, environment) is in its work dir.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os.path as osp
 import time
+import warnings
 
 import mmpading  # noqa: F401  (registers components)
-from mmpading.apis import evaluate_toy_config, train_toy_config
+from mmpading.apis import WorkDirInUseError
+from mmpading.apis.toy_demo import (
+    DEFAULT_DATA_ROOT,
+    DemoLayout,
+    banner,
+    describe_toy_dataset,
+    format_dataset_summary,
+    format_seed_spread,
+    format_table,
+    keep_earlier_runs,
+    load_seed_sweep,
+    report_paths,
+    run_toy_demo,
+)
 from mmpading.datasets.toy_generator import generate_toy_dataset
 
-DATA_ROOT = 'data/toy'
-VARIANTS = {'PADing': 'pading_toy_stage2', 'GMMN': 'pading_toy_stage2_gmmn'}
-TABLE_ROWS = (
-    ('PQ', 'gzsl_panoptic/PQ'),
-    ('SQ', 'gzsl_panoptic/SQ'),
-    ('RQ', 'gzsl_panoptic/RQ'),
-    ('mIoU', 'gzsl_semseg/mIoU'),
-    ('mAP50 (mask)', 'gzsl_instance/segm_mAP50'),
-)
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SEED_SWEEP = osp.join(REPO_ROOT, 'docs', 'results', 'demo_seeds.json')
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument('--work-dir', default='work_dirs/demo')
-    parser.add_argument('--data-root', default=DATA_ROOT)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--work-dir',
+        default='work_dirs',
+        help='root folder: runs go to <root>/<config name>, the demo\'s '
+        'outputs to <root>/demo (default: work_dirs, as tools/train.py)')
+    parser.add_argument('--data-root', default=DEFAULT_DATA_ROOT)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='training seed of every stage')
     parser.add_argument(
         '--stage1-iters', type=int, help='default: the stage-1 config')
     parser.add_argument(
@@ -52,81 +73,95 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--reuse',
         action='store_true',
-        help='keep a finished stage-1 / stage-2 checkpoint in the work dir '
-        'instead of training again')
+        help='keep finished stage-1 / stage-2 runs in the work dir and '
+        'resume interrupted ones instead of training again')
     parser.add_argument(
         '--no-overlays',
         action='store_true',
         help='do not write overlays of the validation images')
-    return parser.parse_args()
+    parser.add_argument(
+        '--seed-spread',
+        default=SEED_SWEEP,
+        help='seed sweep to print beside the table (written by '
+        'tools/analysis_tools/measure_demo_seeds.py; default: '
+        'docs/results/demo_seeds.json)')
+    args = parser.parse_args(argv)
+    for option in ('stage1_iters', 'stage2_iters'):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            parser.error(f'--{option.replace("_", "-")} must be at least 1, '
+                         f'got {value}')
+    return args
 
 
-def banner(text: str) -> None:
-    print(f'\n{"=" * 78}\n{text}\n{"=" * 78}', flush=True)
+def ensure_data(data_root: str) -> None:
+    """Generate the toy data set (the generator's default seed) if missing.
 
-
-def ensure_data(data_root: str, seed: int) -> None:
+    The training seed does not change the data: every seed of a sweep
+    trains on the same images.
+    """
     if osp.isfile(osp.join(data_root, 'split.json')):
-        print(f'toy data set found in {data_root}')
-        return
+        return  # the summary printed next names it
     banner(f'1/4 Generating the toy data set in {data_root}')
-    summary = generate_toy_dataset(data_root, seed=seed, progress=True)
-    print(json.dumps(summary, indent=1)[:800])
+    generate_toy_dataset(data_root, progress=True)
 
 
-def format_table(results: dict[str, dict]) -> str:
-    header = f'{"metric":<14}' + ''.join(
-        f'| {name:^23}' for name in results)
-    sub = f'{"":<14}' + ''.join(
-        f'| {"seen":>7}{"unseen":>8}{"HM":>7} ' for _ in results)
-    lines = [header, sub, '-' * len(sub)]
-    for label, key in TABLE_ROWS:
-        row = f'{label:<14}'
-        for metrics in results.values():
-            values = [metrics.get(f'{key}_{g}', float('nan'))
-                      for g in ('seen', 'unseen', 'hm')]
-            row += '| ' + ''.join(f'{v:>7.1f} ' if i else f'{v:>7.1f}'
-                                  for i, v in enumerate(values))
-        lines.append(row)
-    return '\n'.join(lines)
+def quiet_python_warnings() -> None:
+    """Drop the setuptools deprecation notices (this process only).
+
+    mmengine resolves ``mmdet::`` base configs through ``pkg_resources``;
+    setuptools warns at every such import, which says nothing about the run.
+    """
+    warnings.filterwarnings(
+        'ignore', message='pkg_resources is deprecated', category=UserWarning)
+    warnings.filterwarnings(
+        'ignore', message='Deprecated call to `pkg_resources',
+        category=DeprecationWarning)
 
 
-def main() -> None:
-    args = parse_args()
+def sweep_source(path: str) -> str:
+    """How to cite a sweep: its Markdown report, relative to the repo."""
+    report = osp.splitext(path)[0] + '.md'
+    absolute = osp.abspath(report)
+    if absolute.startswith(REPO_ROOT + osp.sep):
+        return osp.relpath(absolute, REPO_ROOT)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    quiet_python_warnings()
+    try:
+        # A broken sweep file is reported before the training, not after.
+        sweep = load_seed_sweep(args.seed_spread)
+    except ValueError as error:
+        raise SystemExit(f'error: {error}') from None
     start = time.time()
-    ensure_data(args.data_root, args.seed)
+    layout = DemoLayout(args.work_dir)
+    if not args.reuse:
+        keep_earlier_runs(layout)
+    ensure_data(args.data_root)
+    summary = format_dataset_summary(args.data_root,
+                                     describe_toy_dataset(args.data_root))
+    print(summary, flush=True)
 
-    banner('2/4 Stage 1: Mask2Former on seen classes only')
-    stage1 = train_toy_config(
-        'pading_toy_stage1', osp.join(args.work_dir, 'stage1'),
-        args.data_root, args.seed, args.stage1_iters, reuse=args.reuse)
+    try:
+        run = run_toy_demo(layout, args.data_root, args.seed,
+                           args.stage1_iters, args.stage2_iters, args.reuse,
+                           overlays=not args.no_overlays)
+    except WorkDirInUseError as error:
+        raise SystemExit(f'error: {error}') from None
 
-    results = {}
-    for step, (label, name) in enumerate(VARIANTS.items(), start=3):
-        banner(f'{step}/4 Stage 2 ({label}): frozen segmenter, synthetic '
-               'unseen features, new classifier')
-        work_dir = osp.join(args.work_dir, name)
-        checkpoint = train_toy_config(name, work_dir, args.data_root,
-                                      args.seed, args.stage2_iters, stage1,
-                                      args.reuse)
-        banner(f'Evaluating {label} on all classes')
-        overlay_dir = None if args.no_overlays or label != 'PADing' else \
-            osp.join(args.work_dir, 'overlays')
-        results[label] = evaluate_toy_config(name, checkpoint, work_dir,
-                                             args.data_root, overlay_dir)
-
-    banner('Generalized zero-shot results on the toy data set (val)')
-    print(format_table(results))
-    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(results, f, indent=1)
-    pading, gmmn = (results[k].get('gzsl_panoptic/PQ_hm', 0.0)
-                    for k in ('PADing', 'GMMN'))
-    print(f'\nHM-PQ: PADing {pading:.1f} vs GMMN {gmmn:.1f}; unseen PQ '
-          f'PADing {results["PADing"].get("gzsl_panoptic/PQ_unseen", 0):.1f}')
-    overlays = osp.join(args.work_dir, 'overlays')
-    print(f'Overlays: {overlays}\nMetrics: '
-          f'{osp.join(args.work_dir, "results.json")}')
-    print(f'Demo finished in {(time.time() - start) / 60:.1f} min')
+    title = 'Generalized zero-shot results on the toy data set (val)'
+    banner(title)
+    table = format_table(run['results'])
+    seeds = format_seed_spread(sweep, sweep_source(args.seed_spread), run)
+    paths = report_paths(layout, run)
+    elapsed = f'Demo finished in {(time.time() - start) / 60:.1f} min'
+    print(f'{table}\n\n{seeds}\n\n{paths}\n{elapsed}', flush=True)
+    with open(layout.summary_txt, 'w') as f:
+        f.write(f'{summary}\n\n{title}\n{table}\n\n{seeds}\n\n{paths}\n'
+                f'{elapsed}\n')
 
 
 if __name__ == '__main__':
