@@ -32,6 +32,7 @@ from mmpading.utils import process_group_cleanup
 from mmpading.utils.compat import CheckpointLoadError
 from mmpading.utils.config_utils import (
     DataRootError,
+    add_data_root_argument,
     check_dataset_roots,
     cwd_note,
     load_tool_config,
@@ -56,12 +57,7 @@ def parse_args() -> argparse.Namespace:
         '--show-dir',
         help='write prediction overlays to this folder (inside the work '
         'dir\'s timestamped folder, as mmdet does)')
-    parser.add_argument(
-        '--data-root',
-        help='read the data set from this folder: every path of the config '
-        'under its data_root (data sets, split, class embeddings, metric '
-        'annotation files) is re-rooted here; --cfg-options data_root=DIR '
-        'does the same')
+    add_data_root_argument(parser)
     parser.add_argument(
         '--cfg-options',
         nargs='+',
