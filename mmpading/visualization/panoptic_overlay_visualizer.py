@@ -189,6 +189,21 @@ class PanopticOverlayVisualizer(DetLocalVisualizer):
         return super().draw_texts(texts, positions, font_sizes, *args,
                                   **kwargs)
 
+    def draw_binary_masks(self, *args, **kwargs):
+        """mmengine's ``draw_binary_masks``, without the hidden layers.
+
+        Upstream renders the canvas, blends the mask into that picture and
+        shows the result as a new image on top: after k masks the axes hold
+        k + 1 images, every one of them redrawn by each later render (the
+        cost grows with the square of the number of segments). The newest
+        image is opaque and covers the whole canvas, so the ones below it
+        never show; dropping them leaves every pixel as upstream draws it.
+        """
+        result = super().draw_binary_masks(*args, **kwargs)
+        for hidden in self.ax_save.images[:-1]:
+            hidden.remove()
+        return result
+
     # ------------------------------------------------------------ legend
     def legend_entries(self, data_sample: DetDataSample) -> list[LegendEntry]:
         """The classes present in the ground truth or the prediction.

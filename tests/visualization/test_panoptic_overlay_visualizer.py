@@ -6,6 +6,7 @@ import pytest
 import torch
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.structures import DetDataSample
+from mmdet.visualization import DetLocalVisualizer
 from mmengine.structures import InstanceData, PixelData
 
 from mmpading.visualization import PanopticOverlayVisualizer
@@ -160,3 +161,44 @@ def test_small_labels_are_lifted_to_the_minimum_font_size():
 def test_bad_scale_is_refused():
     with pytest.raises(ValueError, match='scale'):
         make_visualizer(scale=0)
+
+
+class UpstreamMaskDrawing(PanopticOverlayVisualizer):
+    """The same visualizer with mmengine's own ``draw_binary_masks``."""
+
+    draw_binary_masks = DetLocalVisualizer.draw_binary_masks
+
+
+def test_mask_drawing_keeps_one_image_layer_and_upstream_pixels():
+    # Several segments of several classes: upstream stacks one image per
+    # mask; ours keeps only the visible one, with the same pixels.
+    pred = np.full((SIZE, SIZE), len(CLASSES), dtype=np.int64)
+    pred[:20, :20] = 0 + INSTANCE_OFFSET
+    pred[30:50, 10:40] = 0 + 2 * INSTANCE_OFFSET
+    pred[:, 44:] = 1 + 3 * INSTANCE_OFFSET
+    pred[52:, :30] = 2
+    options = dict(scale=2, gt_title='ground truth', pred_title='pred',
+                   legend=True, min_font_size=11)
+    ours = make_visualizer(**options)
+    upstream = UpstreamMaskDrawing(name=f'vis_{uuid.uuid4().hex[:8]}',
+                                   **options)
+    upstream.dataset_meta = ours.dataset_meta
+    image = np.full((SIZE, SIZE, 3), 128, dtype=np.uint8)
+    drawn = {}
+    for name, visualizer in (('ours', ours), ('upstream', upstream)):
+        visualizer.set_image(image)
+        for label in range(3):
+            visualizer.draw_binary_masks(
+                np.broadcast_to(np.arange(SIZE)[:, None] % 3 == label,
+                                (SIZE, SIZE)),
+                colors=(60 * label, 20, 200), alphas=0.5)
+        drawn[name + '_masks'] = visualizer.get_image()
+        layers = len(visualizer.ax_save.images)
+        drawn[name + '_layers'] = layers
+        visualizer.add_datasample('x', image, make_sample(pred))
+        drawn[name] = visualizer.get_image()
+    assert drawn['ours_layers'] == 1
+    assert drawn['upstream_layers'] == 4  # the first image + one per mask
+    np.testing.assert_array_equal(drawn['ours_masks'],
+                                  drawn['upstream_masks'])
+    np.testing.assert_array_equal(drawn['ours'], drawn['upstream'])
