@@ -38,6 +38,7 @@ from mmpading.utils.config_utils import (
     DataRootError,
     add_data_root_argument,
     check_dataset_roots,
+    enable_amp,
     load_tool_config,
 )
 
@@ -79,20 +80,6 @@ def parse_args() -> argparse.Namespace:
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
-
-
-def enable_amp(cfg: Config) -> None:
-    """Switch every optimizer wrapper of ``cfg`` to AmpOptimWrapper."""
-    optim_wrapper = cfg.optim_wrapper
-    named = [
-        value for key, value in optim_wrapper.items()
-        if isinstance(value, dict) and 'optimizer' in value
-    ] if 'optimizer' not in optim_wrapper else [optim_wrapper]
-    for wrapper in named:
-        if wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-            continue
-        wrapper['type'] = 'AmpOptimWrapper'
-        wrapper.setdefault('loss_scale', 'dynamic')
 
 
 def build_config(args: argparse.Namespace) -> Config:

@@ -274,3 +274,17 @@ def load_rebased_config(path: str,
     if options:
         cfg.merge_from_dict(options)
     return cfg
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch every optimizer wrapper of ``cfg`` to AmpOptimWrapper."""
+    optim_wrapper = cfg.optim_wrapper
+    named = [
+        value for key, value in optim_wrapper.items()
+        if isinstance(value, dict) and 'optimizer' in value
+    ] if 'optimizer' not in optim_wrapper else [optim_wrapper]
+    for wrapper in named:
+        if wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+            continue
+        wrapper['type'] = 'AmpOptimWrapper'
+        wrapper.setdefault('loss_scale', 'dynamic')

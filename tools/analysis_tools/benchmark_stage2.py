@@ -84,6 +84,7 @@ from mmpading.utils.benchmarking import (
     proc_status_bytes,
     synchronize,
 )
+from mmpading.utils.config_utils import enable_amp
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark_inference import (  # noqa: E402
@@ -120,14 +121,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         nargs='+',
         metavar='SIZE',
-        help='height [width] of synthetic images (default: the config\'s '
-        'BatchFixedSizePad size, else 128)')
+        help='height [width] of synthetic images, also the size that the '
+        'config\'s BatchFixedSizePad pads to (default: that size, else 128)')
     parser.add_argument(
         '--batch-size',
         type=int,
         help='images per iteration (default: the config\'s)')
     parser.add_argument(
         '--device', default='cpu', help='torch device, e.g. cpu or cuda:0')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision: every optimizer wrapper an AmpOptimWrapper, '
+        'as tools/train.py --amp (CUDA only)')
     add_timing_arguments(parser, repeats=10, what='iterations')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--json', help='also write the figures to this file')
@@ -141,6 +147,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                         or min(args.image_size) < 32):
         parser.error('--image-size takes a height [and a width] of at least '
                      '32 pixels')
+    if args.amp and not args.device.startswith('cuda'):
+        parser.error('--amp needs --device cuda (mmengine\'s AmpOptimWrapper '
+                     'runs on accelerators only)')
     if args.worker_output and len(args.config) != 1:
         parser.error('a worker benchmarks one config')
     for config in args.config:
@@ -159,6 +168,18 @@ def _fixed_pad_size(cfg: Config) -> tuple[int, int] | None:
     return None
 
 
+def set_fixed_pad_size(cfg: Config, size: list[int]) -> None:
+    """Make ``BatchFixedSizePad`` pad to ``size`` (height [width]).
+
+    An explicit ``--image-size`` is the size trained at: without this, the
+    data preprocessor would pad a small image up to the config's size.
+    """
+    height, width = (list(size) * 2)[:2]
+    for augment in cfg.model.data_preprocessor.get('batch_augments') or []:
+        if augment.get('type') == 'BatchFixedSizePad':
+            augment['size'] = (height, width)
+
+
 def _has_train_data(cfg: Config) -> bool:
     dataset = cfg.train_dataloader.dataset
     ann_file = osp.join(dataset.get('data_root', ''), dataset.ann_file)
@@ -175,20 +196,27 @@ def dataloader_batches(cfg: Config, batch_size: int | None) -> Iterator:
         yield from loader
 
 
-def synthetic_sample(model: nn.Module, height: int, width: int,
-                     rng: np.random.Generator,
+def synthetic_sample(seen_things: list[int], seen_stuff: list[int],
+                     height: int, width: int, rng: np.random.Generator,
                      index: int) -> tuple[torch.Tensor, DetDataSample]:
-    """One random image with panoptic ground truth of seen classes.
+    """One random image with panoptic ground truth of the given classes.
 
     Stuff classes fill vertical bands; 3 to 6 rectangles of thing classes
     lie on top (later ones occlude earlier ones), as ``PackDetInputs``
     would pack them.
+
+    Args:
+        seen_things (list[int]): Thing labels to draw from.
+        seen_stuff (list[int]): Stuff labels to draw from.
+        height (int): Image height.
+        width (int): Image width.
+        rng (np.random.Generator): Source of randomness.
+        index (int): ``img_id`` of the sample.
+
+    Returns:
+        tuple[Tensor, DetDataSample]: The image, uint8 (3, H, W), and its
+        ground truth (``gt_instances``, ``gt_sem_seg`` of (1, H, W)).
     """
-    head = model.panoptic_head
-    num_things = head.num_things_classes
-    seen = model.learner.seen_ids.tolist()
-    seen_things = [label for label in seen if label < num_things]
-    seen_stuff = [label for label in seen if label >= num_things]
     sem_seg = np.full((height, width), 255, dtype=np.int32)
     if seen_stuff:
         edges = np.linspace(0, width, rng.integers(2, 4) + 1).astype(int)
@@ -235,15 +263,40 @@ def synthetic_sample(model: nn.Module, height: int, width: int,
     return image, sample
 
 
-def synthetic_batches(model: nn.Module, batch_size: int, height: int,
-                      width: int, seed: int) -> Iterator:
-    """Endless batches of :func:`synthetic_sample` images."""
+def synthetic_batches(model: nn.Module,
+                      batch_size: int,
+                      height: int,
+                      width: int,
+                      seed: int,
+                      seen_only: bool = True) -> Iterator:
+    """Endless batches of :func:`synthetic_sample` images.
+
+    Args:
+        model (nn.Module): The model; its panoptic head's thing and stuff
+            counts give the labels, restricted to its learner's seen
+            classes if ``seen_only`` (stage 2).
+        batch_size (int): Images per batch.
+        height (int): Image height.
+        width (int): Image width.
+        seed (int): Seed of the images and segments.
+        seen_only (bool): Seen classes only (needs ``model.learner``).
+
+    Yields:
+        dict: ``inputs`` (list of uint8 (3, H, W)) and ``data_samples``.
+    """
+    head = model.panoptic_head
+    num_things = head.num_things_classes
+    labels = (model.learner.seen_ids.tolist() if seen_only else list(
+        range(num_things + head.num_stuff_classes)))
+    things = [label for label in labels if label < num_things]
+    stuff = [label for label in labels if label >= num_things]
     rng = np.random.default_rng(seed)
     index = 0
     while True:
         images, samples = [], []
         for _ in range(batch_size):
-            image, sample = synthetic_sample(model, height, width, rng, index)
+            image, sample = synthetic_sample(things, stuff, height, width,
+                                             rng, index)
             images.append(image)
             samples.append(sample)
             index += 1
@@ -308,11 +361,15 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     tmp = tempfile.TemporaryDirectory()
     cfg = load_benchmark_config(args.config[0], args.data_root, tmp.name,
                                 num_train=16)
+    if args.image_size:
+        set_fixed_pad_size(cfg, args.image_size)
     model = MODELS.build(cfg.model)
     quiet_init_weights(model)
     # Stage 2 starts from stage 1's cls_embed; no checkpoint here.
     model.learner.init_classifier_from(model.zero_shot_head.cls_embed)
     model.to(device).train()
+    if args.amp:
+        enable_amp(cfg)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     if not isinstance(optim_wrapper, OptimWrapperDict):
         raise TypeError(f'{cfg.filename}: optim_wrapper must build an '
@@ -343,11 +400,21 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     total_steps = args.warmup + args.repeats
     progress = ProgressBar(total_steps, file=sys.stderr)
     timings: dict[str, list[float]] = {}
+    losses: dict[str, float] = {}
+    finite = True
+
+    def step(batch: dict) -> None:
+        nonlocal finite
+        log_vars = model.train_step(batch, optim_wrapper)
+        for name, value in log_vars.items():
+            value = float(value)
+            losses[name] = value
+            finite = finite and bool(np.isfinite(value))
+
     for iteration in range(total_steps):
         if iteration:
             batch = next(batches)  # loading is not timed
-        times = clock.time_step(
-            partial(model.train_step, batch, optim_wrapper), device)
+        times = clock.time_step(partial(step, batch), device)
         if iteration >= args.warmup:
             for phase, seconds in times.items():
                 timings.setdefault(phase, []).append(seconds)
@@ -373,6 +440,9 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         batch_size=batch_size,
         data=source,
         device=str(device),
+        amp=args.amp,
+        losses_finite=finite,
+        last_losses=losses,
         device_name=(torch.cuda.get_device_name(device) if device.type
                      == 'cuda' else f'{torch.get_num_threads()} threads'),
         repeats=args.repeats,
@@ -398,6 +468,8 @@ def worker_command(args: argparse.Namespace, config: str,
         str(args.threads), '--seed',
         str(args.seed)
     ]
+    if args.amp:
+        command.append('--amp')
     if args.data_root:
         command += ['--data-root', args.data_root]
     if args.synthetic:
@@ -418,7 +490,8 @@ def print_results(results: list[dict[str, Any]]) -> None:
     for result in results:
         ms = result['median_ms']
         rows.append([
-            osp.splitext(osp.basename(result['config']))[0],
+            osp.splitext(osp.basename(result['config']))[0] +
+            (' (AMP)' if result.get('amp') else ''),
             str(result['batch_size']), result['data'],
             *(f'{ms[phase]:.1f}' if phase != 'generator'
               or result['has_generator'] else 'n/a' for phase in PHASES),
