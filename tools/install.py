@@ -555,6 +555,21 @@ def platform_tags(platforms: list[str]) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
+def pip_target_options(python_version: str | None,
+                       platforms: list[str]) -> list[str]:
+    """``pip download`` options for wheels of another Python / platform.
+
+    Wheels only: pip cannot build an sdist for another target.
+    """
+    options = ['--only-binary=:all:']
+    if python_version:
+        options += ['--python-version', python_version, '--implementation',
+                    'cp']
+    for tag in platform_tags(platforms):
+        options += ['--platform', tag]
+    return options
+
+
 def download_wheelhouse(folder: Path, python_version: str | None,
                         platforms: list[str], with_torch: bool) -> None:
     """Collect every wheel of an install, and the mmcv sdist, in ``folder``.
@@ -571,13 +586,8 @@ def download_wheelhouse(folder: Path, python_version: str | None,
              'python: make wheelhouse WHEELHOUSE=DIR (installs first)')
     folder.mkdir(parents=True, exist_ok=True)
     build_reqs = read_requirements('build.txt')
-    target: list[str] = ['--only-binary=:all:']
-    if python_version:
-        target += ['--python-version', python_version, '--implementation',
-                   'cp']
+    target = pip_target_options(python_version, platforms)
     tags = platform_tags(platforms)
-    for tag in tags:
-        target += ['--platform', tag]
     packages = ['pip>=24', *[r for r in build_reqs if not r.startswith((
         'torch', 'torchvision', 'mmcv'))], *MMCV_BUILD_DEPS,
         *read_requirements('runtime.txt'), *read_requirements('tests.txt'),

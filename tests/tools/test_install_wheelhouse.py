@@ -51,6 +51,18 @@ def test_platform_tags_add_the_older_manylinux_tags(install):
     ]
 
 
+def test_pip_is_asked_for_the_target_s_wheels(install):
+    options = install.pip_target_options('3.12', ['manylinux_2_28_x86_64'])
+    assert options[0] == '--only-binary=:all:'
+    assert options[1:5] == ['--python-version', '3.12', '--implementation',
+                            'cp']
+    platforms = options[6::2]
+    assert options[5::2] == ['--platform'] * len(platforms)
+    assert platforms == install.platform_tags(['manylinux_2_28_x86_64'])
+    # This machine: no target options beyond wheels-only.
+    assert install.pip_target_options(None, []) == ['--only-binary=:all:']
+
+
 def test_target_options_need_download(install, capsys):
     with pytest.raises(SystemExit):
         install.parse_args(['--python-version', '3.12'])

@@ -57,6 +57,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -365,6 +366,31 @@ def part_cuda_ops(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _fp32_and_amp(device, benchmark: Callable[[list[str]], dict],
+                  options: list[str],
+                  finite: Callable[[dict], bool]) -> dict[str, Any]:
+    """A training benchmark without AMP, then with it (not on a CPU).
+
+    Args:
+        device (torch.device): Where it runs.
+        benchmark (Callable): Figures of one run from its options.
+        options (list[str]): The options of both runs; ``--amp`` is added
+            for the second.
+        finite (Callable): Whether a run's losses all stayed finite.
+    """
+    runs = {}
+    for amp in ((False, ) if device.type == 'cpu' else (False, True)):
+        runs['amp' if amp else 'fp32'] = benchmark(
+            options + (['--amp'] if amp else []))
+    ok = all(finite(run) for run in runs.values())
+    result = dict(status='ok' if ok else 'failed', runs=runs)
+    if device.type == 'cpu':
+        result['note'] = 'AMP skipped: CPU'
+    if not ok:
+        result['error'] = 'a loss was not finite'
+    return result
+
+
 def part_stage1(args: argparse.Namespace) -> dict[str, Any]:
     bench = _tool('benchmark_stage1')
     device = _device(args)
@@ -375,17 +401,9 @@ def part_stage1(args: argparse.Namespace) -> dict[str, Any]:
     else:
         common += ['--image-size', '1024', '--batch-size', '2', '--repeats',
                    '5', '--warmup', '2']
-    runs = {}
-    for amp in ((False, ) if device.type == 'cpu' else (False, True)):
-        options = bench.parse_args(common + (['--amp'] if amp else []))
-        runs['amp' if amp else 'fp32'] = bench.run(options)
-    finite = all(all(run['losses_finite'].values()) for run in runs.values())
-    result = dict(status='ok' if finite else 'failed', runs=runs)
-    if device.type == 'cpu':
-        result['note'] = 'AMP skipped: CPU'
-    if not finite:
-        result['error'] = 'a loss was not finite'
-    return result
+    return _fp32_and_amp(
+        device, lambda options: bench.run(bench.parse_args(options)),
+        common, lambda run: all(run['losses_finite'].values()))
 
 
 def part_stage2(args: argparse.Namespace) -> dict[str, Any]:
@@ -398,17 +416,9 @@ def part_stage2(args: argparse.Namespace) -> dict[str, Any]:
                    '1', '--warmup', '0']
     else:
         common += ['--batch-size', '12', '--repeats', '5', '--warmup', '2']
-    runs = {}
-    for amp in ((False, ) if device.type == 'cpu' else (False, True)):
-        options = bench.parse_args(common + (['--amp'] if amp else []))
-        runs['amp' if amp else 'fp32'] = bench.run_worker(options)
-    finite = all(run['losses_finite'] for run in runs.values())
-    result = dict(status='ok' if finite else 'failed', runs=runs)
-    if device.type == 'cpu':
-        result['note'] = 'AMP skipped: CPU'
-    if not finite:
-        result['error'] = 'a loss was not finite'
-    return result
+    return _fp32_and_amp(
+        device, lambda options: bench.run_worker(bench.parse_args(options)),
+        common, lambda run: run['losses_finite'])
 
 
 def part_inference(args: argparse.Namespace) -> dict[str, Any]:
