@@ -535,18 +535,15 @@ def platform_tags(platforms: list[str]) -> list[str]:
     """
     tags: list[str] = []
     for platform in platforms:
-        match = re.fullmatch(r'manylinux_(\d+)_(\d+)_(\w+)', platform)
+        modern = re.fullmatch(r'manylinux_(\d+)_(\d+)_(\w+)', platform)
         legacy = re.fullmatch(r'(manylinux\d+)_(\w+)', platform)
-        if legacy and legacy.group(1) in LEGACY_MANYLINUX:
-            major, minor = LEGACY_MANYLINUX[legacy.group(1)]
-            match = re.fullmatch(r'manylinux_(\d+)_(\d+)_(\w+)',
-                                 f'manylinux_{major}_{minor}_'
-                                 f'{legacy.group(2)}')
-        if not match:
+        if modern:
+            major, newest, arch = int(modern[1]), int(modern[2]), modern[3]
+        elif legacy and legacy[1] in LEGACY_MANYLINUX:
+            (major, newest), arch = LEGACY_MANYLINUX[legacy[1]], legacy[2]
+        else:
             tags.append(platform)
             continue
-        major, newest, arch = int(match.group(1)), int(match.group(2)), \
-            match.group(3)
         for minor in range(newest, 4, -1):
             tags.append(f'manylinux_{major}_{minor}_{arch}')
             for name, version in LEGACY_MANYLINUX.items():

@@ -1,7 +1,8 @@
 """Pieces shared by the benchmark scripts of ``tools/analysis_tools``.
 
 Command-line timing arguments, CUDA synchronisation and peak memory, the
-process's resident memory, and the plain-text tables they print.
+losses a training step logs, the process's resident memory, and the
+plain-text tables they print.
 """
 from __future__ import annotations
 
@@ -69,6 +70,15 @@ def cuda_peak_bytes(step: Callable[[], None], device: torch.device) -> int:
     step()
     synchronize(device)
     return torch.cuda.max_memory_allocated(device) - baseline
+
+
+def loss_values(log_vars: dict) -> dict[str, float]:
+    """The floats of a ``train_step``'s log variables (tensors detached)."""
+    return {
+        name: float(value.detach()) if torch.is_tensor(value) else
+        float(value)
+        for name, value in log_vars.items()
+    }
 
 
 def proc_status_bytes(key: str) -> int:

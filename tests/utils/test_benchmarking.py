@@ -67,3 +67,12 @@ def test_resident_memory_figures():
     assert 0 < current <= peak * 1.01
     with pytest.raises(KeyError):
         proc_status_bytes('NoSuchFigure')
+
+
+def test_loss_values_are_detached_floats():
+    from mmpading.utils.benchmarking import loss_values
+    weight = torch.tensor(2.0, requires_grad=True)
+    values = loss_values(dict(loss=weight * 3, count=4, nan=float('nan')))
+    assert values['loss'] == 6.0 and values['count'] == 4.0
+    assert all(isinstance(value, float) for value in values.values())
+    assert values['nan'] != values['nan']  # NaN passes through

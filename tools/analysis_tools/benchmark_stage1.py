@@ -54,6 +54,7 @@ from mmpading.apis import config_path
 from mmpading.utils.benchmarking import (
     add_timing_arguments,
     check_timing_arguments,
+    loss_values,
     mib,
     print_table,
     synchronize,
@@ -194,9 +195,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if device.type == 'cuda':
                 peaks[name] = max(peaks[name],
                                   torch.cuda.max_memory_allocated(device))
-            last[name] = {key: float(value.detach()) if torch.is_tensor(
-                value) else float(value)
-                          for key, value in log_vars.items()}
+            last[name] = loss_values(log_vars)
             finite[name] = finite[name] and all(
                 math.isfinite(value) for value in last[name].values())
             if round_index >= args.warmup:

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os.path as osp
 import resource
 import statistics
@@ -78,6 +79,7 @@ from mmpading.apis import config_path
 from mmpading.utils.benchmarking import (
     add_timing_arguments,
     check_timing_arguments,
+    loss_values,
     max_rss_bytes,
     mib,
     print_table,
@@ -405,11 +407,8 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
 
     def step(batch: dict) -> None:
         nonlocal finite
-        log_vars = model.train_step(batch, optim_wrapper)
-        for name, value in log_vars.items():
-            value = float(value)
-            losses[name] = value
-            finite = finite and bool(np.isfinite(value))
+        losses.update(loss_values(model.train_step(batch, optim_wrapper)))
+        finite = finite and all(map(math.isfinite, losses.values()))
 
     for iteration in range(total_steps):
         if iteration:

@@ -137,8 +137,9 @@ def install(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     if args.wheelhouse:
         env['MMPADING_WHEELHOUSE'] = str(Path(args.wheelhouse).resolve())
     log = out / 'install.log'
-    say(f'installing ({"wheelhouse " + args.wheelhouse if args.wheelhouse else "package index"}); '  # noqa: E501
-        f'log: {log}')
+    source = (f'wheelhouse {args.wheelhouse}' if args.wheelhouse else
+              'package index')
+    say(f'installing ({source}); log: {log}')
     start = time.time()
     with open(log, 'w') as file:
         result = subprocess.run(
