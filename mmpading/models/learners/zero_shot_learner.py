@@ -223,7 +223,8 @@ class ZeroShotLearner(BaseModule):
             related, unrelated = self.disentangle_head(synthetic)
             for name, value in self.disentangle_head.loss(
                     synthetic, synthetic_labels, projected, related=related,
-                    unrelated=unrelated).items():
+                    unrelated=unrelated,
+                    unseen_classes=self.unseen_ids).items():
                 losses[name] = self.lambda_weight * value
         if self.relation_align_loss is not None:
             losses['loss_align'] = self.lambda_weight * \
