@@ -31,7 +31,10 @@ model = dict(
         mmd_loss=dict(
             type='MMDLoss', kernel_variances=(2, 5, 10, 20, 40, 80)),
         synthetic_cls_weight=0.001,
-        disentangle_head=dict(type='DisentangleHead'),
+        # The reference's instance setting relates seen features to the
+        # seen classes only (its word2vec matrix, PADing_model.py:134-139).
+        disentangle_head=dict(
+            type='DisentangleHead', seen_relation_classes='seen'),
         relation_align_loss=dict(type='RelationAlignLoss', temperature=0.1),
         lambda_weight=1e-3,
         num_unseen_per_iter=5,

@@ -31,7 +31,9 @@ model = dict(
         mmd_loss=dict(
             type='MMDLoss', kernel_variances=(2, 5, 10, 20, 40, 80)),
         synthetic_cls_weight=0.001,
-        disentangle_head=dict(type='DisentangleHead'),
+        # DROP_OUT_ED of the reference's semantic setting: its default 0.2
+        # (PADing/config.py:41; 0.1 in the panoptic / instance configs).
+        disentangle_head=dict(type='DisentangleHead', dropout=0.2),
         relation_align_loss=dict(type='RelationAlignLoss', temperature=0.1),
         lambda_weight=1e-3,
         # Every unseen class once per classifier step.
