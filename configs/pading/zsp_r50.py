@@ -13,6 +13,10 @@ load_from = 'work_dirs/zsp_r50_pretrain/iter_140350.pth'
 
 model = dict(
     stage=2,
+    # Stage 2 matches queries to segments with class cost 5.0 (CLASS_WEIGHT
+    # of the reference's configs/panoptic-segmentation/PADing.yaml:54;
+    # stage 1: 2.0); mask and dice costs stay 5.0.
+    panoptic_head=dict(query_class_cost=5.0),
     zero_shot=dict(
         type='ZeroShotLearner',
         class_names={{_base_.classes}},

@@ -56,14 +56,18 @@ STAGE1 = {config: family for family, (config, _) in FAMILIES.items()}
 CONFIGS = [
     *STAGE1, *sorted(STAGE2, key=lambda name: (STAGE2[name][0], name))
 ]
-# Stage-2 settings per task (the PADing reference).
+# Stage-2 settings per task (the PADing reference,
+# configs/{panoptic,instance}-segmentation/PADing.yaml): the matcher's
+# class cost (CLASS_WEIGHT) and the generator's LR drops (SOLVER.STEPS;
+# the instance config inherits steps beyond MAX_ITER: none).
 STAGE2_TASK = {
     'zsp': dict(lambda_weight=1e-4, unseen_class_weight=5.0,
-                max_iters=20000),
+                max_iters=20000, query_class_cost=5.0,
+                milestones=[14000, 18500]),
     'zsi_48_17': dict(lambda_weight=1e-3, unseen_class_weight=2.0,
-                      max_iters=4000),
+                      max_iters=4000, query_class_cost=2.0, milestones=None),
     'zsi_65_15': dict(lambda_weight=1e-3, unseen_class_weight=2.0,
-                      max_iters=4000),
+                      max_iters=4000, query_class_cost=2.0, milestones=None),
 }
 SMALL = (64, 64)
 
@@ -156,6 +160,9 @@ def test_config_settings(name):
         assert model.train_cfg.num_points == 12544
         assert model.stage == 1
         assert 'zero_shot' not in model
+        # Stage 1 matches with the training assigner's class cost 2.0.
+        assert 'query_class_cost' not in head
+        assert model.train_cfg.assigner.match_costs[0].weight == 2.0
         return
 
     # Stage 2.
@@ -170,6 +177,12 @@ def test_config_settings(name):
     assert learner.unseen_class_weight == task['unseen_class_weight']
     assert (learner.seen_class_weight, learner.no_object_weight,
             learner.num_unseen_per_iter) == (1.0, 0.1, 5)
+    # Unseen classes drawn without replacement (the learner's default), the
+    # synthetic-seen CE over all K + 1 logits (the default): the reference's
+    # [:, :156] keeps every logit of 133 or 65 / 80 classes.
+    assert 'unseen_with_replacement' not in learner
+    assert 'synthetic_cls_logits' not in learner
+    assert head.query_class_cost == task['query_class_cost']
     assert (learner.generator or {}).get('type') == generator
     assert (learner.disentangle_head is not None) == disentangle
     assert (learner.relation_align_loss is not None) == align
@@ -189,11 +202,12 @@ def test_config_settings(name):
     assert (sgd.type, sgd.lr, sgd.momentum, sgd.weight_decay) == ('SGD', 1e-3,
                                                                   0.9, 5e-4)
     assert cfg.param_scheduler.classifier == []
-    if generator is not None:
+    if generator is not None and task['milestones'] is None:
+        assert cfg.param_scheduler.generator == []
+    elif generator is not None:
         (step, ) = cfg.param_scheduler.generator
-        assert (step.type, step.gamma) == ('MultiStepLR', 0.1)
-        assert all(task['max_iters'] // 2 < milestone < task['max_iters']
-                   for milestone in step.milestones)
+        assert (step.type, step.gamma, step.milestones) == (
+            'MultiStepLR', 0.1, task['milestones'])
 
 
 # ------------------------------------------------------------- CPU runs
@@ -396,6 +410,11 @@ def test_config_trains_and_predicts_on_cpu(name, coco_root, stage1_models):
             for module_name in ('backbone', 'panoptic_head')
         }
         classifier = snapshot(learner.classifier)
+        # Stage 2 matches with its own class cost, stage 1 with 2.0.
+        head = model.panoptic_head
+        assert head.query_assigner.match_costs[0].weight == \
+            STAGE2_TASK[family]['query_class_cost']
+        assert head.assigner.match_costs[0].weight == 2.0
         log_vars = model.train_step(batch_of(train), optim_wrapper)
         assert 'cls.loss_cls' in log_vars
         # The segmenter (cls_embed, BN statistics included) is frozen.

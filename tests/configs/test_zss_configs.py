@@ -17,7 +17,8 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import Evaluator
 from mmengine.optim import OptimWrapperDict, build_optim_wrapper
-from mmengine.registry import init_default_scope
+from mmengine.optim.scheduler import LinearLR, PolyLR
+from mmengine.registry import PARAM_SCHEDULERS, init_default_scope
 from mmseg.datasets import COCOStuffDataset
 from PIL import Image
 
@@ -177,7 +178,39 @@ def test_stage2_settings():
             optim.classifier.optimizer.momentum,
             optim.classifier.optimizer.weight_decay) == (1e-3, 0.9, 5e-4)
     assert cfg.param_scheduler.classifier == []
-    assert cfg.param_scheduler.generator[0].end == 2000
+    # The reference's semantic setting (configs/semantic-segmentation/
+    # PADing.yaml): matcher class cost 5.0, generator dropout 0.3,
+    # disentanglement dropout 0.2 (DROP_OUT_ED default, config.py:41), the
+    # synthetic-seen CE over the seen logits (PADing_model.py:353).
+    assert cfg.model.decode_head.query_class_cost == 5.0
+    assert learner.generator.dropout == 0.3
+    assert learner.disentangle_head.dropout == 0.2
+    assert learner.synthetic_cls_logits == 'seen'
+
+
+def test_stage2_generator_lr_is_the_reference_warmup_poly():
+    """detectron2's WarmupPolyLR: base x warm-up x (1 - t / T) ** 0.9, the
+    warm-up factor 1.0 over 10 iterations (Base-COCOStuff-171.yaml:28,
+    PADing.yaml:9-11, deeplab's POLY_LR_POWER 0.9)."""
+    cfg = load_config('zss_r50')
+    max_iters = cfg.train_cfg.max_iters
+    base_lr = cfg.optim_wrapper.generator.optimizer.lr
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param], lr=base_lr)
+    schedulers = [
+        PARAM_SCHEDULERS.build(dict(scheduler, optimizer=optimizer))
+        for scheduler in cfg.param_scheduler.generator
+    ]
+    assert [type(s) for s in schedulers] == [LinearLR, PolyLR]
+    lrs = []
+    for _ in range(max_iters):
+        lrs.append(optimizer.param_groups[0]['lr'])
+        optimizer.step()
+        for scheduler in schedulers:  # mmengine steps after each iteration
+            scheduler.step()
+    expected = base_lr * (1 - np.arange(max_iters) / max_iters) ** 0.9
+    assert np.allclose(lrs, expected, rtol=1e-9, atol=0)
+    assert lrs[-1] > 0
 
 
 # ----------------------------------------------------------- CPU runs
@@ -245,6 +278,10 @@ def test_stage2_trains_predicts_and_evaluates(stuff_root, stage1_state):
     assert all(torch.isfinite(value) for value in log_vars.values())
     assert torch.equal(model.backbone.layer1[0].bn1.running_mean,
                        backbone_before)
+    # Stage 2 matches with class cost 5.0, stage 1 with 2.0.
+    head = model.decode_head
+    assert head.query_assigner.match_costs[0].weight == 5.0
+    assert head.assigner.match_costs[0].weight == 2.0
     # All 15 unseen classes, 5.0 each, in the classifier's CE.
     learner = model.learner
     assert len(learner.unseen_ids) == 15

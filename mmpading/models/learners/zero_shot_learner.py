@@ -42,13 +42,24 @@ class ZeroShotLearner(BaseModule):
         mmd_loss (dict): Distribution-matching loss config.
         synthetic_cls_weight (float): Weight of the classifier's CE on
             synthetic seen features in the generator step.
+        synthetic_cls_logits (str): The logits of that CE. ``'all'``: all
+            K + 1 (no-object included), as the reference does for ZSP and
+            ZSI; ``'seen'``: the seen classes' only, the targets renumbered
+            among them, as the reference does for ZSS (its
+            ``new_fc(...)[:, :156]`` with the 156 seen classes first,
+            ``PADing/PADing_model.py:353``; for 133 or 65 / 80 classes the
+            slice keeps every logit). Defaults to ``'all'``.
         disentangle_head (dict, optional): PADing's D.
         relation_align_loss (dict, optional): PADing's A.
         lambda_weight (float): lambda of docs/method.md (1e-4 panoptic, 1e-3
             instance / semantic).
         num_unseen_per_iter (int, optional): Unseen synthetic features per
-            classifier step (classes drawn uniformly); None: one per unseen
-            class.
+            classifier step; None: one per unseen class. Defaults to 5.
+        unseen_with_replacement (bool): How those classes are drawn.
+            False: without replacement, as the reference's
+            ``randperm(U)[:n]`` (``PADing/PADing_model.py:434``): n distinct
+            classes, all U once in random order when n >= U. True: n
+            uniform draws with replacement. Defaults to False.
         seen_class_weight (float): CE weight of seen classes.
         unseen_class_weight (float): CE weight of unseen classes.
         no_object_weight (float): CE weight of the no-object class.
@@ -64,10 +75,12 @@ class ZeroShotLearner(BaseModule):
                  generator: dict | None = None,
                  mmd_loss: dict | None = None,
                  synthetic_cls_weight: float = 0.001,
+                 synthetic_cls_logits: str = 'all',
                  disentangle_head: dict | None = None,
                  relation_align_loss: dict | None = None,
                  lambda_weight: float = 1e-4,
                  num_unseen_per_iter: int | None = 5,
+                 unseen_with_replacement: bool = False,
                  seen_class_weight: float = 1.0,
                  unseen_class_weight: float = 5.0,
                  no_object_weight: float = 0.1,
@@ -85,6 +98,10 @@ class ZeroShotLearner(BaseModule):
         self.register_buffer(
             'unseen_ids', torch.tensor(split.unseen_ids(self.class_names)),
             persistent=False)
+        # Class index -> its column among the seen logits (-1: not seen).
+        seen_position = torch.full((num_classes + 1, ), -1)
+        seen_position[self.seen_ids] = torch.arange(len(self.seen_ids))
+        self.register_buffer('seen_position', seen_position, persistent=False)
         embeddings, _ = load_class_embeddings(
             class_embeddings, class_names=self.class_names)
         self.register_buffer(
@@ -116,6 +133,10 @@ class ZeroShotLearner(BaseModule):
             self.generator = MODELS.build(generator)
         self.mmd_loss = MODELS.build(mmd_loss or dict(type='MMDLoss'))
         self.synthetic_cls_weight = synthetic_cls_weight
+        if synthetic_cls_logits not in ('all', 'seen'):
+            raise ValueError("synthetic_cls_logits must be 'all' or 'seen', "
+                             f'got {synthetic_cls_logits!r}')
+        self.synthetic_cls_logits = synthetic_cls_logits
         self.disentangle_head = None
         if disentangle_head is not None:
             disentangle_head = dict(disentangle_head)
@@ -133,6 +154,7 @@ class ZeroShotLearner(BaseModule):
                              'on synthetic features: they need a generator')
         self.lambda_weight = lambda_weight
         self.num_unseen_per_iter = num_unseen_per_iter
+        self.unseen_with_replacement = unseen_with_replacement
 
         class_weight = torch.full((num_classes + 1, ),
                                   float(seen_class_weight))
@@ -212,8 +234,13 @@ class ZeroShotLearner(BaseModule):
         logits = F.linear(synthetic_seen, *self._frozen_linear_params()) \
             if isinstance(self.classifier, nn.Linear) else \
             self._score_without_weight_grads(synthetic_seen)
+        targets = seen_labels
+        if self.synthetic_cls_logits == 'seen':
+            # (N, K + 1) -> (N, S); labels -> their column among the seen.
+            logits = logits[:, self.seen_ids]
+            targets = self.seen_position[seen_labels]
         losses['loss_synthetic_cls'] = self.synthetic_cls_weight * \
-            F.cross_entropy(logits.float(), seen_labels)
+            F.cross_entropy(logits.float(), targets)
 
         if not with_unseen:
             return losses
@@ -250,12 +277,18 @@ class ZeroShotLearner(BaseModule):
 
     # ----------------------------------------------------------- helpers
     def _draw_unseen_labels(self) -> Tensor:
+        """Unseen classes of one classifier step, shape (n, ) or (U, )."""
         if self.num_unseen_per_iter is None:
             return self.unseen_ids.clone()
-        picks = torch.randint(
-            len(self.unseen_ids), (self.num_unseen_per_iter, ),
-            device=self.unseen_ids.device)
-        return self.unseen_ids[picks]
+        num_unseen = len(self.unseen_ids)
+        if self.unseen_with_replacement:
+            picks = torch.randint(
+                num_unseen, (self.num_unseen_per_iter, ),
+                device=self.unseen_ids.device)
+        else:
+            # As the reference: a CPU permutation, min(n, U) classes.
+            picks = torch.randperm(num_unseen)[:self.num_unseen_per_iter]
+        return self.unseen_ids[picks.to(self.unseen_ids.device)]
 
     def _frozen_linear_params(self) -> tuple[Tensor, Tensor]:
         return self.classifier.weight.detach(), self.classifier.bias.detach()

@@ -1,6 +1,8 @@
 """PADing's two stages, shared by the mmdet and mmseg models."""
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor, nn
@@ -53,7 +55,17 @@ class TwoStageZeroShotMixin:
     A subclass names the head that holds ``cls_embed`` and
     ``query_features`` (``zero_shot_head_name``), lists its frozen modules
     and may convert its data samples for the head's matching.
+
+    Under mixed precision (``AmpOptimWrapper``, ``tools/train.py --amp``)
+    the frozen segmenter's forward and the matching run inside the first
+    step's ``optim_context`` (autocast), as the reference runs its whole
+    stage-2 forward under ``autocast()`` (``engine_ours/train_loop.py:
+    602-604``); ``segmenter_amp=False`` keeps them in full precision.
+    Without AMP the context does nothing.
     """
+
+    #: Whether the frozen forward shares the learner's autocast context.
+    segmenter_amp: bool = True
 
     #: Attribute of the head with ``cls_embed`` and ``query_features``.
     zero_shot_head_name: str
@@ -61,7 +73,8 @@ class TwoStageZeroShotMixin:
     class_count_keys: str
 
     def _init_two_stage(self, stage: int, zero_shot: dict | None,
-                        num_classes: int) -> None:
+                        num_classes: int,
+                        segmenter_amp: bool = True) -> None:
         if stage not in (1, 2):
             raise ValueError(f'stage must be 1 or 2, got {stage!r}')
         head = self.zero_shot_head
@@ -72,6 +85,7 @@ class TwoStageZeroShotMixin:
                 f'Head or ZeroShotMask2FormerSegHead), got '
                 f'{type(head).__name__}')
         self.stage = stage
+        self.segmenter_amp = segmenter_amp
         self.stage1_checkpoint_loaded = False
         self.zero_shot = None
         if stage == 1:
@@ -206,16 +220,20 @@ class TwoStageZeroShotMixin:
                 'a `generator`) wrapper: set optim_wrapper.constructor='
                 "'PADingOptimWrapperConstructor' in the config")
         data = self.data_preprocessor(data, True)
-        with torch.no_grad():
+        steps = ['classifier']
+        if self.learner.generator is not None:
+            steps.insert(0, 'generator')
+        # The first step's autocast under AMP (self is no DDP module, so
+        # the context adds no no_sync); a no-op otherwise.
+        precision = optim_wrapper[steps[0]].optim_context(self) \
+            if self.segmenter_amp else nullcontext()
+        with torch.no_grad(), precision:
             feats = self.extract_feat(data['inputs'])
             query_features = self.zero_shot_head.query_features(
                 feats, self.matching_samples(data['data_samples']))
         self._init_classifier_once()
 
         log_vars: dict[str, Tensor] = {}
-        steps = ['classifier']
-        if self.learner.generator is not None:
-            steps.insert(0, 'generator')
         for step in steps:
             wrapper = optim_wrapper[step]
             with wrapper.optim_context(self.zero_shot):
