@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from mmpading.models.utils.class_masks import unseen_class_mask
 from mmpading.registry import MODELS
 
 _SET_REDUCTIONS = ('per_set', 'pooled')
@@ -258,8 +259,8 @@ class DisentangleHead(BaseModule):
 
         device = features.device
         labels = labels.to(device=device, dtype=torch.long)
-        unseen_mask = self._unseen_class_mask(unseen_classes, num_classes,
-                                              device)
+        unseen_mask = unseen_class_mask(
+            unseen_classes, num_classes, device, owner='DisentangleHead.loss')
         reconstructed = self.reconstruct(related, unrelated)
         scores = self.relation_scores(related, class_semantic_embeddings)
         with torch.autocast(device_type=device.type, enabled=False):
@@ -314,30 +315,6 @@ class DisentangleHead(BaseModule):
             return values.mean()
         return torch.stack([values[rows].mean() for rows in sets
                             if rows.any()]).mean()
-
-    @staticmethod
-    def _unseen_class_mask(unseen_classes: Tensor | Sequence[int] | None,
-                           num_classes: int, device: torch.device) -> Tensor:
-        """A (K,) bool mask of unseen classes from ids or a mask."""
-        mask = torch.zeros(num_classes, dtype=torch.bool, device=device)
-        if unseen_classes is None:
-            return mask
-        unseen = torch.as_tensor(unseen_classes, device=device)
-        if unseen.dtype == torch.bool:
-            if unseen.shape != (num_classes, ):
-                raise ValueError(
-                    'DisentangleHead.loss: a boolean unseen_classes mask '
-                    f'must have shape ({num_classes},), got '
-                    f'{tuple(unseen.shape)}')
-            return unseen
-        unseen = unseen.long().flatten()
-        if unseen.numel() and (unseen.min() < 0
-                               or unseen.max() >= num_classes):
-            raise ValueError(
-                'DisentangleHead.loss: unseen class ids must be in '
-                f'[0, {num_classes}), got {unseen.tolist()}')
-        mask[unseen] = True
-        return mask
 
     def _check_features(self, features: Tensor) -> None:
         if features.dim() != 2 or features.shape[1] != self.feat_dim:
