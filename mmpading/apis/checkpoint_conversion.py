@@ -65,7 +65,7 @@ LAYOUTS = ('zsp', 'zsi_48_17', 'zsi_65_15', 'zss')
 #: ``pading``: the final model (stage 2 learned).
 STAGES = ('pretrain', 'pading')
 #: detectron2's ``FrozenBatchNorm2d(num_features, eps=1e-5)``
-#: (``detectron2/layers/batch_norm.py:39``, v0.6), which its R-50 uses
+#: (``detectron2/layers/batch_norm.py:35``, v0.6), which its R-50 uses
 #: (``MODEL.RESNETS.NORM`` default ``FrozenBN``).
 REFERENCE_BN_EPS = 1e-5
 #: Input normalisation of the reference (``MODEL.PIXEL_MEAN`` / ``STD`` of
