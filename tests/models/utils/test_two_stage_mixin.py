@@ -113,8 +113,10 @@ def make_images():
         (num_images, NUM_QUERIES, FEAT_DIM)).astype(np.float32)
     labels = np.full((num_images, NUM_QUERIES), NUM_CLASSES)
     for image in range(num_images):
-        # 0 to 3 matched segments; image 0 has none.
-        count = 0 if image == 0 else rng.integers(1, 4)
+        # 0 to 3 matched segments; none in image 0, and none in rank 1's
+        # images of the second iteration (an empty set on one rank).
+        no_match = image == 0 or image >= 2 * IMAGES_PER_ITER - RANK_IMAGES[1]
+        count = 0 if no_match else rng.integers(1, 4)
         queries = rng.choice(NUM_QUERIES, count, replace=False)
         labels[image, queries] = rng.choice(SEEN_IDS, count)
     return torch.from_numpy(embeddings), torch.from_numpy(labels)
