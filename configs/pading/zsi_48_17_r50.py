@@ -5,8 +5,9 @@
 # stage 1's cls_embed, is trained on real and synthetic features.
 # Hyperparameters are the instance ones of the PADing reference
 # (lambda 1e-3, unseen class weight 2.0, 4k iterations).
-# Reference: 12 images per iteration on one GPU, AMP (`--amp`); see
-# configs/pading/README.md for 8 GPUs.
+# Reference: 12 images per iteration on one GPU, AMP (`--amp`); on N GPUs
+# the same 12 images are shared and the learner's losses cover all of them
+# (configs/pading/README.md, "Other GPU counts").
 _base_ = './zsi_48_17_r50_pretrain.py'
 
 # The last checkpoint of zsi_48_17_r50_pretrain.py.
@@ -52,7 +53,11 @@ model_wrapper_cfg = dict(
     broadcast_buffers=False,
     find_unused_parameters=True)
 
-train_dataloader = dict(batch_size=12)
+# Images per iteration over all processes (the reference's IMS_PER_BATCH):
+# tools/train.py gives each of N processes its share as its
+# train_dataloader.batch_size (12 on 8 GPUs: 2 on ranks 0-3, 1 on 4-7).
+global_batch_size = 12
+train_dataloader = dict(batch_size=global_batch_size)
 
 # Generator: Adam 5e-4; classifier: SGD 1e-3, momentum 0.9, wd 5e-4.
 optim_wrapper = dict(
@@ -80,6 +85,7 @@ param_scheduler = dict(_delete_=True, generator=[], classifier=[])
 train_cfg = dict(
     max_iters=max_iters, val_interval=max_iters, dynamic_intervals=None)
 default_hooks = dict(checkpoint=dict(interval=2000))
-# Learning rates are set for 12 images per iteration
-# (`--cfg-options auto_scale_lr.enable=True` rescales both optimizers).
+# Learning rates are set for 12 images per iteration, on any number of GPUs
+# (with another global_batch_size, `--cfg-options auto_scale_lr.enable=True`
+# rescales both optimizers).
 auto_scale_lr = dict(base_batch_size=12)

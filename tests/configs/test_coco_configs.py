@@ -192,6 +192,10 @@ def test_config_settings(name):
         f'work_dirs/{stage1_name}/iter_{stage1_iters}.pth'
     assert cfg.train_cfg.max_iters == task['max_iters']
     assert cfg.train_dataloader.batch_size == 12
+    # 12 images per iteration on any number of GPUs, the learner's losses
+    # over all of them (cross_rank_losses, the default).
+    assert cfg.global_batch_size == 12
+    assert 'cross_rank_losses' not in learner
     assert cfg.auto_scale_lr.base_batch_size == 12
     assert cfg.model_wrapper_cfg.type == 'MMSeparateDistributedDataParallel'
     wrappers = cfg.optim_wrapper

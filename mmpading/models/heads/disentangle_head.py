@@ -222,6 +222,10 @@ class DisentangleHead(BaseModule):
              ) -> dict[str, Tensor]:
         """Disentanglement losses, weighted.
 
+        :meth:`per_feature_losses` followed by :meth:`reduce_losses`; a
+        caller that gathers features over several processes calls the two
+        with the gather in between.
+
         Args:
             features (Tensor): Features to disentangle (synthetic in
                 PADing: one per matched seen segment and one per unseen
@@ -241,22 +245,53 @@ class DisentangleHead(BaseModule):
             ``loss_relation``, fp32 scalars (zeros attached to the graph
             when N = 0).
         """
-        self._check_features(features)
-        self._check_semantic(class_semantic_embeddings)
-        num_classes = class_semantic_embeddings.shape[0]
-        self._check_labels(labels, features.shape[0], num_classes)
         if (related is None) != (unrelated is None):
             raise ValueError('DisentangleHead.loss: pass both related and '
                              'unrelated (the output of forward) or neither')
         if related is None:
+            self._check_features(features)
             related, unrelated = self(features)
         if features.shape[0] == 0:
+            self._check_features(features)
+            self._check_semantic(class_semantic_embeddings)
             zero = (features.sum() + related.sum() + unrelated.sum()).float()
             return dict(
                 loss_recon=zero * 0.0,
                 loss_unrelated_kl=zero * 0.0,
                 loss_relation=zero * 0.0)
+        per_feature = self.per_feature_losses(
+            features, labels, class_semantic_embeddings, related, unrelated,
+            unseen_classes)
+        return self.reduce_losses(per_feature, labels,
+                                  class_semantic_embeddings.shape[0],
+                                  unseen_classes)
 
+    def per_feature_losses(
+            self,
+            features: Tensor,
+            labels: Tensor,
+            class_semantic_embeddings: Tensor,
+            related: Tensor,
+            unrelated: Tensor,
+            unseen_classes: Tensor | Sequence[int] | None = None
+    ) -> dict[str, Tensor]:
+        """The unweighted terms of every feature, before any mean.
+
+        Each term depends on its feature alone (and on a fresh noise draw
+        for the unrelated-part KL), so the features may be split over
+        processes; :meth:`reduce_losses` takes the means over the sets.
+        Arguments as :meth:`loss` (``related`` and ``unrelated`` given);
+        N = 0 is allowed.
+
+        Returns:
+            dict[str, Tensor]: ``recon`` (L1 over the channels),
+            ``unrelated_kl`` (KL sum over the channels / C) and
+            ``relation`` (CE over the set's columns), fp32, each (N,).
+        """
+        self._check_features(features)
+        self._check_semantic(class_semantic_embeddings)
+        num_classes = class_semantic_embeddings.shape[0]
+        self._check_labels(labels, features.shape[0], num_classes)
         device = features.device
         labels = labels.to(device=device, dtype=torch.long)
         unseen_mask = unseen_class_mask(
@@ -288,8 +323,38 @@ class DisentangleHead(BaseModule):
                 if rows.any():
                     relation[rows] = self._relation_ce(
                         scores[rows], labels[rows], cols)
-            loss_recon, loss_kl, loss_relation = (self._reduce(
-                value, sets) for value in (recon, kl, relation))
+        return dict(recon=recon, unrelated_kl=kl, relation=relation)
+
+    def reduce_losses(
+            self,
+            per_feature: dict[str, Tensor],
+            labels: Tensor,
+            num_classes: int,
+            unseen_classes: Tensor | Sequence[int] | None = None
+    ) -> dict[str, Tensor]:
+        """Weighted losses from :meth:`per_feature_losses`' terms.
+
+        Args:
+            per_feature (dict[str, Tensor]): ``recon``, ``unrelated_kl``,
+                ``relation``, each (N,), N > 0.
+            labels (Tensor): Class of each feature, (N,).
+            num_classes (int): K.
+            unseen_classes (Tensor | Sequence[int], optional): As in
+                :meth:`loss`.
+
+        Returns:
+            dict[str, Tensor]: ``loss_recon``, ``loss_unrelated_kl`` and
+            ``loss_relation``, fp32 scalars.
+        """
+        device = labels.device
+        unseen_mask = unseen_class_mask(
+            unseen_classes, num_classes, device, owner='DisentangleHead.loss')
+        is_unseen = unseen_mask[labels.long()]
+        sets = [~is_unseen, is_unseen]
+        with torch.autocast(device_type=device.type, enabled=False):
+            loss_recon, loss_kl, loss_relation = (
+                self._reduce(per_feature[name], sets)
+                for name in ('recon', 'unrelated_kl', 'relation'))
         return dict(
             loss_recon=self.loss_recon_weight * loss_recon,
             loss_unrelated_kl=self.loss_unrelated_kl_weight * loss_kl,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import torch
+from mmengine.model.wrappers import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor, nn
 
@@ -233,12 +234,19 @@ class TwoStageZeroShotMixin:
                 feats, self.matching_samples(data['data_samples']))
         self._init_classifier_once()
 
+        # Under DDP the learner's losses cover the features of all ranks
+        # (ZeroShotLearner.cross_rank_losses), as one process's over the
+        # whole batch.
+        cross_rank = is_model_wrapper(self.zero_shot)
         log_vars: dict[str, Tensor] = {}
         for step in steps:
             wrapper = optim_wrapper[step]
             with wrapper.optim_context(self.zero_shot):
-                losses = self.zero_shot(query_features.embeddings,
-                                        query_features.labels, step=step)
+                losses = self.zero_shot(
+                    query_features.embeddings,
+                    query_features.labels,
+                    step=step,
+                    cross_rank=cross_rank)
             parsed, step_log = self.parse_losses(losses)
             wrapper.update_params(parsed)
             prefix = 'gen' if step == 'generator' else 'cls'

@@ -253,6 +253,35 @@ def test_losses_are_50_50_means_of_the_seen_and_unseen_sets():
                                0.2 * (ce_seen + ce_unseen) / 2)
 
 
+def test_per_feature_terms_split_over_parts_reduce_to_the_loss():
+    """What a DDP run does: per-feature terms on each part, one reduction.
+    """
+    torch.manual_seed(0)
+    head = DisentangleHead(feat_dim=16, semantic_dim=8, hidden_dim=12).eval()
+    features, labels, embeddings = split_batch(10, 2)
+    related, unrelated = head(features)
+    torch.manual_seed(7)
+    losses = head.loss(features, labels, embeddings, related, unrelated,
+                       unseen_classes=UNSEEN)
+    torch.manual_seed(7)
+    # The noise of the whole set, drawn once, handed to the parts in turn.
+    noise = iter(torch.randn_like(unrelated).split([4, 0, 8]))
+    parts = []
+    for rows in (slice(0, 4), slice(4, 4), slice(4, 12)):
+        with torch.no_grad(), pytest.MonkeyPatch.context() as patch:
+            patch.setattr(torch, 'randn_like', lambda x: next(noise))
+            parts.append(head.per_feature_losses(
+                features[rows], labels[rows], embeddings, related[rows],
+                unrelated[rows], UNSEEN))
+    assert parts[1]['recon'].shape == (0, )
+    gathered = {key: torch.cat([part[key] for part in parts])
+                for key in parts[0]}
+    reduced = head.reduce_losses(gathered, labels, NUM_CLASSES, UNSEEN)
+    assert reduced.keys() == losses.keys()
+    for key in losses:
+        torch.testing.assert_close(reduced[key], losses[key])
+
+
 def test_relation_ce_logits_have_k_and_u_columns(monkeypatch):
     head = DisentangleHead(feat_dim=16, semantic_dim=8, hidden_dim=12)
     features, labels, embeddings = split_batch(10, 2)

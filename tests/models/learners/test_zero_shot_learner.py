@@ -391,3 +391,20 @@ def test_synthetic_cls_logits_seen_differs_and_checks_its_value(files):
     assert values['seen'] < values['all']
     with pytest.raises(ValueError, match='synthetic_cls_logits'):
         make_learner(files, synthetic_cls_logits='unseen')
+
+
+@pytest.mark.parametrize('step', ['generator', 'classifier'])
+def test_cross_rank_on_one_process_changes_nothing(files, step):
+    """Without a process group the gathers are identities: same bits."""
+    outputs = []
+    for cross_rank in (False, True):
+        learner = make_learner(files, **PADING_PARTS)
+        torch.manual_seed(5)
+        losses = learner(*make_batch(), step=step, cross_rank=cross_rank)
+        sum(losses.values()).backward()
+        outputs.append((losses, grads(learner)))
+    (losses, grads_off), (losses_on, grads_on) = outputs
+    assert losses.keys() == losses_on.keys()
+    assert all(torch.equal(losses[k], losses_on[k]) for k in losses)
+    assert all((a is None and b is None) or torch.equal(a, b)
+               for a, b in zip(grads_off, grads_on))
