@@ -5,12 +5,15 @@ on the CPU with the seeded weights of
 :mod:`mmpading.testing.reference_init` and writes, to ``--out``
 (default ``tests/data/reference_parity/``):
 
-- ``<layout>_keys.json``: the reference model's state-dict key -> shape
-  list, for every layout in ``--keys`` (the converter's key fixtures);
 - ``<layout>_outputs.npz`` and ``<layout>_meta.json`` for the layouts in
   ``--outputs``: the input image and the reference's outputs for it
   (post-LayerNorm query embeddings, ``class_embed`` and ``new_fc`` logits,
   mask logits, panoptic / instance / semantic results).
+
+It also checks the converter's key / shape fixtures
+(``tests/apis/reference_keys/``, ``--keys-dir``) against the state dicts of
+the reference models it builds (``--keys``), or rewrites them with
+``--write-keys``.
 
 The reference is imported, never copied: pass its checkout with
 ``--reference-root``. Its CPU run needs no edit of its files; this script
@@ -64,6 +67,17 @@ LAYOUTS = {
     'zss_pading': ('configs/semantic-segmentation/PADing.yaml', []),
 }
 
+#: Layout -> its key / shape fixture in --keys-dir (ZSI 65/15 has none:
+#: the converter's tests derive it from ZSI 48/17).
+KEY_FIXTURES = {
+    'zsp_pretrain': 'zsp_pretrain.json',
+    'zsp_pading': 'zsp_pading.json',
+    'zsi_48_17_pretrain': 'zsi_pretrain.json',
+    'zsi_48_17_pading': 'zsi_pading.json',
+    'zss_pretrain': 'zss_pretrain.json',
+    'zss_pading': 'zss_pading.json',
+}
+
 #: The model input (an image already resized by the test-time pipeline;
 #: not a multiple of 32 so that padding is exercised) and the original
 #: size the outputs are resized to.
@@ -108,11 +122,10 @@ def _cpu_tensors():
 
 def build_reference_model(root: Path, layout: str) -> torch.nn.Module:
     """The reference model of ``layout`` on the CPU, in eval mode."""
+    import PADing
     from detectron2.config import get_cfg
     from detectron2.modeling import build_model
     from detectron2.projects.deeplab import add_deeplab_config
-
-    import PADing
     from PADing import add_maskformer2_config
     PADing.PADing.get_embeddings = _random_text_embeddings
 
@@ -209,6 +222,30 @@ def run_reference(model: torch.nn.Module, image: np.ndarray) -> dict:
     return outputs
 
 
+def check_or_write_keys(key_shapes: dict, path: Path, write: bool) -> int:
+    """Compare a key / shape fixture with the reference (or write it).
+
+    Returns:
+        int: 1 if the fixture differs (as a mapping; key order aside), else
+        0.
+    """
+    if write:
+        path.write_text(json.dumps(key_shapes, indent=0) + '\n')
+        print(f'{path}: wrote {len(key_shapes)} keys')
+        return 0
+    fixture = json.loads(path.read_text())
+    missing = [k for k in key_shapes if k not in fixture]
+    extra = [k for k in fixture if k not in key_shapes]
+    shapes = [k for k in key_shapes
+              if k in fixture and list(fixture[k]) != key_shapes[k]]
+    if not (missing or extra or shapes):
+        print(f'{path}: the {len(key_shapes)} keys and shapes match')
+        return 0
+    print(f'{path} differs from the reference: missing {missing[:5]}, '
+          f'extra {extra[:5]}, other shapes {shapes[:5]}')
+    return 1
+
+
 def _git_head(path: Path) -> str | None:
     try:
         return subprocess.run(['git', '-C', str(path), 'rev-parse', 'HEAD'],
@@ -233,9 +270,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--keys',
         nargs='*',
-        default=['zsp_pading'],
-        choices=list(LAYOUTS),
-        help='layouts whose key lists are written (default: %(default)s)')
+        default=list(KEY_FIXTURES),
+        choices=list(KEY_FIXTURES),
+        help='layouts whose key / shape fixtures are checked (default: all)')
+    parser.add_argument(
+        '--keys-dir',
+        type=Path,
+        default=Path('tests/apis/reference_keys'),
+        help='folder of the key / shape fixtures (default: %(default)s)')
+    parser.add_argument(
+        '--write-keys',
+        action='store_true',
+        help='write the key / shape fixtures instead of checking them')
     parser.add_argument(
         '--outputs',
         nargs='*',
@@ -244,6 +290,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help='layouts whose outputs are recorded (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=0, help='weight seed')
     parser.add_argument('--image-seed', type=int, default=0)
+    parser.add_argument(
+        '--reference-commit',
+        help='commit of the reference checkout, for the metadata '
+        '(default: its git HEAD, when it is a git work tree)')
     return parser.parse_args(argv)
 
 
@@ -256,18 +306,21 @@ def main(argv: list[str] | None = None) -> None:
     shim_runtime()
     sys.path.insert(0, str(root))
     # After the shims: mmdet imports detectron2 when it is installed.
-    from mmpading.testing.reference_init import (RULE_VERSION,
-                                                 reference_state_dict)
+    from mmpading.testing.reference_init import (
+        RULE_VERSION,
+        reference_state_dict,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
 
+    mismatches = 0
     for layout in dict.fromkeys(args.keys + args.outputs):
         model = build_reference_model(root, layout)
         own_state = model.state_dict()
         key_shapes = {k: list(v.shape) for k, v in own_state.items()}
         if layout in args.keys:
-            path = args.out / f'{layout}_keys.json'
-            path.write_text(json.dumps(key_shapes, separators=(',', ':')))
-            print(f'{path}: {len(key_shapes)} keys')
+            mismatches += check_or_write_keys(
+                key_shapes, args.keys_dir / KEY_FIXTURES[layout],
+                args.write_keys)
         if layout not in args.outputs:
             continue
         state_dict = OrderedDict(reference_state_dict(key_shapes, args.seed))
@@ -289,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
             'original_size': list(ORIGINAL_SIZE),
             'semantic_stride': SEMANTIC_STRIDE,
             'image_channel_order': 'RGB',
-            'reference_commit': _git_head(root),
+            'reference_commit': args.reference_commit or _git_head(root),
             'detectron2_version': detectron2.__version__,
             'torch_version': torch.__version__,
         }
@@ -300,6 +353,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f'{layout}: {len(outputs["panoptic_segment_ids"])} panoptic '
               f'segments, {len(outputs["instance_scores"])} instances, '
               f'{num_kept} queries with score > 0.8')
+    if mismatches:
+        raise SystemExit(f'{mismatches} key / shape fixture(s) differ from '
+                         'the reference (--write-keys rewrites them)')
 
 
 if __name__ == '__main__':
