@@ -1,15 +1,17 @@
-"""Output parity of a converted reference model with the reference itself.
+"""Output parity of converted reference models with the reference itself.
 
-``tests/data/reference_parity/`` holds what the reference PADing ZSP model
+``tests/data/reference_parity/`` holds what the reference PADing models
 (heshuting555/PADing on detectron2 0.6, run on the CPU by
 ``tools/model_converters/make_reference_parity_fixture.py``) computed on a
-synthetic 128 x 168 image (resized back to 96 x 126) with the seeded
-weights of :func:`mmpading.testing.reference_init.reference_state_dict`.
-Here the same reference-layout state dict is rebuilt from the key / shape
-list (``reference_keys/zsp_pading.json``) and the rule, converted with
-:func:`convert_state_dict`, loaded into the model of
-``configs/pading/zsp_r50.py`` and run on the same image through its own
-data preprocessor (BGR input, as mmcv loads images).
+synthetic 128 x 168 image (``input.npz``; results resized back to
+96 x 126) with the seeded weights of
+:func:`mmpading.testing.reference_init.reference_state_dict`: ZSP (all of
+it), ZSI 48/17 and ZSS (without the mask and ``class_embed`` logits).
+Here each reference-layout state dict is rebuilt from its key / shape list
+(``reference_keys/``) and the rule, converted with
+:func:`convert_state_dict`, loaded into the stage-2 model of
+``configs/pading`` and run on the same image through the model's own data
+preprocessor (BGR input, as mmcv loads images).
 
 Maps are compared pixel for pixel. Only pixels where the reference's own
 outputs are within float noise of a decision (two masks' scores, a mask
@@ -28,50 +30,67 @@ import torch
 import torch.nn.functional as F
 from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmdet.structures import DetDataSample
+from mmseg.structures import SegDataSample
 
 from mmpading.apis.checkpoint_conversion import (
     build_target_model,
+    class_row_order,
     convert_state_dict,
+    reference_layout,
 )
 from mmpading.testing.reference_init import RULE_VERSION, reference_state_dict
 
 DATA_DIR = Path(__file__).parents[1] / 'data' / 'reference_parity'
-KEYS_FILE = Path(__file__).parent / 'reference_keys' / 'zsp_pading.json'
+KEYS_DIR = Path(__file__).parent / 'reference_keys'
+#: Converter layout -> (fixture name, key / shape list).
+LAYOUTS = {
+    'zsp': ('zsp_pading', 'zsp_pading.json'),
+    'zsi_48_17': ('zsi_48_17_pading', 'zsi_pading.json'),
+    'zss': ('zss_pading', 'zss_pading.json'),
+}
 #: Max abs difference allowed on embeddings, logits and scores.
 TOLERANCE = 1e-4
 #: Decision margins below this may flip under float noise.
 AMBIGUITY = 1e-4
 
 
-@pytest.fixture(scope='module')
-def reference() -> dict:
-    """The recorded reference outputs and their metadata."""
-    meta = json.loads((DATA_DIR / 'zsp_pading_meta.json').read_text())
+def load_reference(layout: str) -> dict:
+    """The recorded reference outputs, input image and metadata."""
+    name = LAYOUTS[layout][0]
+    meta = json.loads((DATA_DIR / f'{name}_meta.json').read_text())
     assert meta['rule_version'] == RULE_VERSION, (
         'the fixture was made with another version of reference_init: '
         'rerun tools/model_converters/make_reference_parity_fixture.py')
-    with np.load(DATA_DIR / 'zsp_pading_outputs.npz') as outputs:
-        return {'meta': meta, **outputs}
+    with np.load(DATA_DIR / f'{name}_outputs.npz') as outputs, np.load(
+            DATA_DIR / 'input.npz') as inputs:
+        reference = {'meta': meta, **outputs, **inputs}
+    # mmpading orders the classes by its config; the converter reorders
+    # the classifier rows (identity for ZSP).
+    order = class_row_order(reference_layout(layout))
+    reference['class_order'] = np.array(order)
+    return reference
 
 
-@pytest.fixture(scope='module')
-def model(reference):
-    """configs/pading/zsp_r50.py with the converted reference weights."""
-    key_shapes = json.loads(KEYS_FILE.read_text())
+def converted_model(layout: str, reference: dict):
+    """The stage-2 mmpading model with the converted reference weights."""
+    key_shapes = json.loads((KEYS_DIR / LAYOUTS[layout][1]).read_text())
     result = convert_state_dict(
         reference_state_dict(key_shapes, reference['meta']['seed']),
-        layout='zsp',
+        layout=layout,
         stage='pading')
-    model = build_target_model('zsp', 'pading', device='cpu').eval()
+    model = build_target_model(layout, 'pading', device='cpu').eval()
     model.load_state_dict(result.state_dict, strict=True)
-    model.panoptic_fusion_head.test_cfg['semantic_logits'] = True
+    if layout != 'zss':
+        model.panoptic_fusion_head.test_cfg['semantic_logits'] = True
     return model
 
 
 def preprocess(model, image_rgb: np.ndarray, meta: dict) -> dict:
     """The model's data preprocessor on one image given as RGB uint8."""
     bgr = torch.from_numpy(image_rgb[..., ::-1].copy()).permute(2, 0, 1)
-    sample = DetDataSample(
+    sample_type = SegDataSample if hasattr(model,
+                                           'decode_head') else DetDataSample
+    sample = sample_type(
         metainfo=dict(
             img_shape=tuple(meta['input_size']),
             ori_shape=tuple(meta['original_size']),
@@ -82,29 +101,47 @@ def preprocess(model, image_rgb: np.ndarray, meta: dict) -> dict:
     }, False)
 
 
-def head_outputs(model, data: dict) -> dict[str, torch.Tensor]:
-    """Last-layer embeddings, logits and mask logits of the first image."""
-    head = model.panoptic_head
-    with torch.no_grad():
-        feats = model.extract_feat(data['inputs'])
-        _, mask_preds, embeddings = head.forward_with_embeddings(
-            feats, data['data_samples'])
-        embedding = embeddings[-1][0]
-        return {
-            'query_embeddings': embedding,
-            'class_embed_logits': head.cls_embed(embedding),
-            'new_fc_logits': model.learner.classifier(embedding),
-            'mask_logits': mask_preds[-1][0],
-        }
+def run(model, image_rgb: np.ndarray, meta: dict) -> dict:
+    """Predictions and the head's last-layer outputs of one forward."""
+    head = getattr(model, 'decode_head', None) or model.panoptic_head
+    recorded = {}
+    forward = head.forward_with_embeddings
+
+    def recording_forward(*args, **kwargs):
+        recorded['outputs'] = forward(*args, **kwargs)
+        return recorded['outputs']
+
+    data = preprocess(model, image_rgb, meta)
+    head.forward_with_embeddings = recording_forward
+    try:
+        with torch.no_grad():
+            prediction = model.predict(data['inputs'],
+                                       data['data_samples'])[0]
+            _, mask_preds, embeddings = recorded['outputs']
+            embedding = embeddings[-1][0]
+            head_outputs = {
+                'query_embeddings': embedding,
+                'class_embed_logits': head.cls_embed(embedding),
+                'new_fc_logits': model.learner.classifier(embedding),
+                'mask_logits': mask_preds[-1][0],
+            }
+    finally:
+        del head.forward_with_embeddings
+    return {'head': head_outputs, 'prediction': prediction}
 
 
-@pytest.fixture(scope='module')
-def outputs(model, reference) -> dict:
-    data = preprocess(model, reference['image_rgb'], reference['meta'])
-    with torch.no_grad():
-        prediction = model.predict(
-            data['inputs'], data['data_samples'], rescale=True)[0]
-    return {'head': head_outputs(model, data), 'prediction': prediction}
+@pytest.fixture(scope='module', params=list(LAYOUTS))
+def case(request) -> dict:
+    layout = request.param
+    reference = load_reference(layout)
+    model = converted_model(layout, reference)
+    outputs = run(model, reference['image_rgb'], reference['meta'])
+    return {
+        'layout': layout,
+        'model': model,
+        'reference': reference,
+        'outputs': outputs
+    }
 
 
 def max_abs_diff(actual: torch.Tensor, expected: np.ndarray) -> float:
@@ -112,12 +149,21 @@ def max_abs_diff(actual: torch.Tensor, expected: np.ndarray) -> float:
     return float((actual.float() - torch.from_numpy(expected)).abs().max())
 
 
-@pytest.mark.parametrize('name', [
-    'query_embeddings', 'class_embed_logits', 'new_fc_logits', 'mask_logits'
-])
-def test_head_outputs_match(outputs, reference, name):
-    diff = max_abs_diff(outputs['head'][name], reference[name])
-    assert diff <= TOLERANCE, f'{name}: max abs difference {diff:.3g}'
+def test_head_outputs_match(case):
+    reference = case['reference']
+    order = reference['class_order']
+    compared = []
+    for name in ('query_embeddings', 'class_embed_logits', 'new_fc_logits',
+                 'mask_logits'):
+        if name not in reference:  # ZSI / ZSS keep the smaller ones
+            continue
+        expected = reference[name]
+        if name.endswith('_logits') and name != 'mask_logits':
+            expected = expected[:, order]
+        diff = max_abs_diff(case['outputs']['head'][name], expected)
+        assert diff <= TOLERANCE, f'{name}: max abs difference {diff:.3g}'
+        compared.append(name)
+    assert 'query_embeddings' in compared and 'new_fc_logits' in compared
 
 
 def reference_masks(reference) -> torch.Tensor:
@@ -154,7 +200,11 @@ def panoptic_ambiguous(reference) -> np.ndarray:
     return ambiguous.numpy()
 
 
-def test_panoptic_maps_identical(outputs, reference):
+# Each layout's reference config turns on: ZSP panoptic, instance and
+# semantic; ZSI instance; ZSS semantic.
+@pytest.mark.parametrize('case', ['zsp'], indirect=True)
+def test_panoptic_maps_identical(case):
+    reference = case['reference']
     num_classes = reference['new_fc_logits'].shape[-1] - 1
     # Reference: segment ids (0 = void) and each segment's class.
     segments = reference['panoptic_seg'].astype(np.int64)
@@ -166,7 +216,7 @@ def test_panoptic_maps_identical(outputs, reference):
     assert isthing.any() and not isthing.all()
     assert (segments == 0).any()
     # mmdet: class + instance * INSTANCE_OFFSET; void = num_classes.
-    ids = outputs['prediction'].pred_panoptic_seg.sem_seg[0].numpy()
+    ids = case['outputs']['prediction'].pred_panoptic_seg.sem_seg[0].numpy()
     assert ids.shape == segments.shape
     # Away from ties: the same class and segments in one-to-one
     # correspondence (segment ids are named differently).
@@ -181,11 +231,14 @@ def test_panoptic_maps_identical(outputs, reference):
         'tie have another class')
 
 
-def test_instances_match(outputs, reference):
-    instances = outputs['prediction'].pred_instances
-    # The reference's top-k is unsorted: both sorted by score, then class.
+@pytest.mark.parametrize('case', ['zsp', 'zsi_48_17'], indirect=True)
+def test_instances_match(case):
+    reference = case['reference']
+    instances = case['outputs']['prediction'].pred_instances
+    # The reference's top-k is unsorted: both sorted by score, then class
+    # (the reference's class index).
     scores = instances.scores.numpy()
-    labels = instances.labels.numpy()
+    labels = reference['class_order'][instances.labels.numpy()]
     order = np.lexsort((labels, -scores))
     assert len(order) == len(reference['instance_scores'])
     np.testing.assert_array_equal(labels[order], reference['instance_labels'])
@@ -195,8 +248,10 @@ def test_instances_match(outputs, reference):
     expected_masks = np.unpackbits(
         reference['instance_masks_packed'], axis=-1,
         count=masks.shape[-1]).astype(bool)
-    # An instance mask is its query's mask logit > 0.
-    near_zero = (reference_masks(reference).abs() < AMBIGUITY).any(0).numpy()
+    # An instance mask is its query's mask logit > 0 (mask logits are
+    # recorded for ZSP only; elsewhere no pixel may differ).
+    near_zero = (reference_masks(reference).abs() < AMBIGUITY).any(0).numpy(
+    ) if 'mask_logits' in reference else np.zeros(masks.shape[1:], bool)
     assert not ((masks != expected_masks) & ~near_zero).any()
     boxes = instances.bboxes.numpy()[order]
     expected_boxes = reference['instance_boxes']
@@ -206,23 +261,35 @@ def test_instances_match(outputs, reference):
         assert np.abs(boxes - expected_boxes).max() <= 1
 
 
-def test_semantic_matches(outputs, reference):
-    semantic = outputs['prediction'].pred_sem_seg
+@pytest.mark.parametrize('case', ['zsp', 'zss'], indirect=True)
+def test_semantic_matches(case):
+    reference = case['reference']
+    prediction = case['outputs']['prediction']
+    if case['layout'] == 'zss':  # mmseg
+        labels, scores = prediction.pred_sem_seg.data[0], \
+            prediction.seg_logits.data
+    else:
+        labels, scores = prediction.pred_sem_seg.sem_seg[0], \
+            prediction.pred_sem_seg.seg_logits
+    # Back to the reference's class order.
+    class_order = reference['class_order'][:-1]
+    labels = class_order[labels.numpy()]
+    scores = scores[np.argsort(class_order)]
     stride = reference['meta']['semantic_stride']
-    scores = semantic.seg_logits
     assert max_abs_diff(scores[:, ::stride, ::stride],
                         reference['semantic_scores_strided']) <= TOLERANCE
     top2 = scores.topk(2, dim=0).values
     ambiguous = ((top2[0] - top2[1]) < AMBIGUITY).numpy()
-    differing = semantic.sem_seg[0].numpy() != reference['semantic_labels']
+    differing = labels != reference['semantic_labels']
     assert not (differing & ~ambiguous).any()
 
 
-def test_comparison_detects_a_channel_swap(model, reference):
+@pytest.mark.parametrize('case', ['zsp'], indirect=True)
+def test_comparison_detects_a_channel_swap(case):
     """Fed RGB as if it were BGR, the same weights give other embeddings."""
-    swapped = reference['image_rgb'][..., ::-1]
-    data = preprocess(model, swapped, reference['meta'])
-    diff = max_abs_diff(
-        head_outputs(model, data)['query_embeddings'],
-        reference['query_embeddings'])
+    reference = case['reference']
+    swapped = run(case['model'], reference['image_rgb'][..., ::-1],
+                  reference['meta'])
+    diff = max_abs_diff(swapped['head']['query_embeddings'],
+                        reference['query_embeddings'])
     assert diff > 100 * TOLERANCE

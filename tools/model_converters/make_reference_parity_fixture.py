@@ -5,10 +5,12 @@ on the CPU with the seeded weights of
 :mod:`mmpading.testing.reference_init` and writes, to ``--out``
 (default ``tests/data/reference_parity/``):
 
+- ``input.npz``: the input image (``image_rgb``, RGB uint8);
 - ``<layout>_outputs.npz`` and ``<layout>_meta.json`` for the layouts in
-  ``--outputs``: the input image and the reference's outputs for it
-  (post-LayerNorm query embeddings, ``class_embed`` and ``new_fc`` logits,
-  mask logits, panoptic / instance / semantic results).
+  ``--outputs``: the reference's outputs for it (post-LayerNorm query
+  embeddings, ``new_fc`` logits, for ZSP also the ``class_embed`` and mask
+  logits, and the panoptic / instance / semantic results the layout's
+  config turns on).
 
 It also checks the converter's key / shape fixtures
 (``tests/apis/reference_keys/``, ``--keys-dir``) against the state dicts of
@@ -85,6 +87,12 @@ INPUT_SIZE = (128, 168)
 ORIGINAL_SIZE = (96, 126)
 #: Semantic scores are kept on every SEMANTIC_STRIDE-th row and column.
 SEMANTIC_STRIDE = 4
+#: What is recorded beyond the embeddings, ``new_fc`` logits and the
+#: results: the ZSP fixture has everything; the others, to stay small,
+#: leave out the mask and ``class_embed`` logits (the same modules as
+#: ZSP's) and keep semantic scores on a coarser grid.
+FULL_RECORD_LAYOUTS = ('zsp_pading', )
+COMPACT_SEMANTIC_STRIDE = 8
 
 
 def shim_runtime() -> None:
@@ -166,8 +174,19 @@ def synthetic_image(seed: int, num_cells: int = 12) -> np.ndarray:
     return np.clip(image.round(), 0, 255).astype(np.uint8)
 
 
-def run_reference(model: torch.nn.Module, image: np.ndarray) -> dict:
-    """Reference inference on one RGB image, with its raw head outputs."""
+def run_reference(model: torch.nn.Module,
+                  image: np.ndarray,
+                  full: bool = True,
+                  semantic_stride: int = SEMANTIC_STRIDE) -> dict:
+    """Reference inference on one RGB image, with its raw head outputs.
+
+    Args:
+        model (nn.Module): The reference model.
+        image (np.ndarray): RGB uint8 image, (H, W, 3).
+        full (bool): Also keep the mask and ``class_embed`` logits.
+        semantic_stride (int): Keep semantic scores on every
+            ``semantic_stride``-th row and column.
+    """
     predictor = model.sem_seg_head.predictor
     raw = {}
 
@@ -189,36 +208,40 @@ def run_reference(model: torch.nn.Module, image: np.ndarray) -> dict:
         handle.remove()
 
     outputs = {
-        'image_rgb': image,
         'query_embeddings': raw['pred_embed'][0].numpy(),
-        'class_embed_logits': raw['pred_logits'][0].numpy(),
         'new_fc_logits': new_fc_logits[0].numpy(),
-        'mask_logits': raw['pred_masks'][0].numpy(),
     }
-    panoptic_seg, segments = result['panoptic_seg']
-    outputs['panoptic_seg'] = panoptic_seg.numpy().astype(np.int16)
-    outputs['panoptic_segment_ids'] = np.array(
-        [s['id'] for s in segments], dtype=np.int16)
-    outputs['panoptic_segment_classes'] = np.array(
-        [s['category_id'] for s in segments], dtype=np.int16)
-    outputs['panoptic_segment_isthing'] = np.array(
-        [s['isthing'] for s in segments], dtype=bool)
+    if full:
+        outputs['class_embed_logits'] = raw['pred_logits'][0].numpy()
+        outputs['mask_logits'] = raw['pred_masks'][0].numpy()
+    if 'panoptic_seg' in result:
+        panoptic_seg, segments = result['panoptic_seg']
+        outputs['panoptic_seg'] = panoptic_seg.numpy().astype(np.int16)
+        outputs['panoptic_segment_ids'] = np.array(
+            [s['id'] for s in segments], dtype=np.int16)
+        outputs['panoptic_segment_classes'] = np.array(
+            [s['category_id'] for s in segments], dtype=np.int16)
+        outputs['panoptic_segment_isthing'] = np.array(
+            [s['isthing'] for s in segments], dtype=bool)
 
-    # The reference's top-k is unsorted: sort by score (then class, mask).
-    instances = result['instances']
-    scores = instances.scores.numpy()
-    labels = instances.pred_classes.numpy()
-    masks = instances.pred_masks.numpy().astype(bool)
-    order = np.lexsort((labels, -scores))
-    outputs['instance_scores'] = scores[order]
-    outputs['instance_labels'] = labels[order].astype(np.int16)
-    outputs['instance_boxes'] = instances.pred_boxes.tensor.numpy()[order]
-    outputs['instance_masks_packed'] = np.packbits(masks[order], axis=-1)
+    if 'instances' in result:
+        # The reference's top-k is unsorted: sort by score (then class).
+        instances = result['instances']
+        scores = instances.scores.numpy()
+        labels = instances.pred_classes.numpy()
+        masks = instances.pred_masks.numpy().astype(bool)
+        order = np.lexsort((labels, -scores))
+        outputs['instance_scores'] = scores[order]
+        outputs['instance_labels'] = labels[order].astype(np.int16)
+        outputs['instance_boxes'] = instances.pred_boxes.tensor.numpy()[order]
+        outputs['instance_masks_packed'] = np.packbits(masks[order], axis=-1)
 
-    sem_seg = result['sem_seg']
-    outputs['semantic_labels'] = sem_seg.argmax(0).numpy().astype(np.uint8)
-    outputs['semantic_scores_strided'] = sem_seg[:, ::SEMANTIC_STRIDE, ::
-                                                 SEMANTIC_STRIDE].numpy()
+    if 'sem_seg' in result:
+        sem_seg = result['sem_seg']
+        outputs['semantic_labels'] = sem_seg.argmax(0).numpy().astype(
+            np.uint8)
+        outputs['semantic_scores_strided'] = sem_seg[:, ::semantic_stride, ::
+                                                     semantic_stride].numpy()
     return outputs
 
 
@@ -285,7 +308,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--outputs',
         nargs='*',
-        default=['zsp_pading'],
+        default=['zsp_pading', 'zsi_48_17_pading', 'zss_pading'],
         choices=list(LAYOUTS),
         help='layouts whose outputs are recorded (default: %(default)s)')
     parser.add_argument('--seed', type=int, default=0, help='weight seed')
@@ -312,6 +335,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args.out.mkdir(parents=True, exist_ok=True)
 
+    image = synthetic_image(args.image_seed)
+    if args.outputs:
+        np.savez_compressed(args.out / 'input.npz', image_rgb=image)
     mismatches = 0
     for layout in dict.fromkeys(args.keys + args.outputs):
         model = build_reference_model(root, layout)
@@ -328,7 +354,9 @@ def main(argv: list[str] | None = None) -> None:
         # pixel-decoder keys as for its old (version 1) checkpoints.
         state_dict._metadata = own_state._metadata
         model.load_state_dict(state_dict, strict=True)
-        outputs = run_reference(model, synthetic_image(args.image_seed))
+        full = layout in FULL_RECORD_LAYOUTS
+        stride = SEMANTIC_STRIDE if full else COMPACT_SEMANTIC_STRIDE
+        outputs = run_reference(model, image, full, stride)
         np.savez_compressed(args.out / f'{layout}_outputs.npz', **outputs)
         import detectron2
         meta = {
@@ -340,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
             'rule_version': RULE_VERSION,
             'input_size': list(INPUT_SIZE),
             'original_size': list(ORIGINAL_SIZE),
-            'semantic_stride': SEMANTIC_STRIDE,
+            'semantic_stride': stride,
             'image_channel_order': 'RGB',
             'reference_commit': args.reference_commit or _git_head(root),
             'detectron2_version': detectron2.__version__,
@@ -350,9 +378,16 @@ def main(argv: list[str] | None = None) -> None:
             json.dumps(meta, indent=2) + '\n')
         num_kept = int((torch.from_numpy(outputs['new_fc_logits']).softmax(
             -1).max(-1).values > 0.8).sum())
-        print(f'{layout}: {len(outputs["panoptic_segment_ids"])} panoptic '
-              f'segments, {len(outputs["instance_scores"])} instances, '
-              f'{num_kept} queries with score > 0.8')
+        counts = {
+            name: len(outputs[key])
+            for name, key in (('panoptic segments', 'panoptic_segment_ids'),
+                              ('instances', 'instance_scores'))
+            if key in outputs
+        }
+        if 'semantic_labels' in outputs:
+            counts['semantic classes'] = len(
+                np.unique(outputs['semantic_labels']))
+        print(f'{layout}: {counts}, {num_kept} queries with score > 0.8')
     if mismatches:
         raise SystemExit(f'{mismatches} key / shape fixture(s) differ from '
                          'the reference (--write-keys rewrites them)')
