@@ -234,6 +234,11 @@ def reference_attention(source: dict, prefix: str) -> nn.MultiheadAttention:
     return attention.eval()
 
 
+def close(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    torch.testing.assert_close(
+        actual, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()))
+
+
 @torch.no_grad()
 def test_generator_in_projections_split_exactly():
     source, _, model = converted_model('zsp', 'pading')
@@ -246,18 +251,19 @@ def test_generator_in_projections_split_exactly():
     assert torch.equal(layer.self_attn_value.bias,
                        source[prefix + 'self_attn.in_proj_bias'][512:])
     # As the reference calls them: (1, N, C) queries, (400, N, C) bank.
-    queries = torch.randn(5, 256)
+    queries = torch.randn(5, 256, generator=torch.Generator().manual_seed(0))
     bank = model.learner.generator.primitives
     cross = reference_attention(source, prefix + 'multihead_attn.')
     expected, _ = cross(queries[None], bank[:, None].expand(-1, 5, -1),
                         bank[:, None].expand(-1, 5, -1))
     assembled, _ = layer.cross_attn(queries, bank)
-    torch.testing.assert_close(assembled, expected[0], rtol=1e-4, atol=1e-4)
+    # Unit-scale random weights give large outputs: a relative tolerance (a
+    # wrong mapping differs by the outputs' own size).
+    close(assembled, expected[0])
     # One token: the dropped query / key rows change nothing.
     self_attn = reference_attention(source, prefix + 'self_attn.')
     expected, _ = self_attn(queries[None], queries[None], queries[None])
-    torch.testing.assert_close(layer.self_attention(queries), expected[0],
-                               rtol=1e-4, atol=1e-4)
+    close(layer.self_attention(queries), expected[0])
 
 
 def test_disentanglement_and_classifier_keys():
