@@ -140,6 +140,12 @@ def test_config_settings(name):
         assert (dataset.zero_shot_split, dataset.zero_shot_mode) == (split,
                                                                      'all')
         assert dataset.test_mode
+        # The reference's test-time resize: detectron2's
+        # ResizeShortestEdge(800, 1333), PIL's bilinear on the uint8 image.
+        [resize] = [t for t in dataset.pipeline if t.type == 'Resize']
+        assert (resize.scale, resize.keep_ratio, resize.backend) == (
+            (1333, 800), True, 'pillow')
+        assert not dataset.pipeline[0].get('to_float32', False)
     if family != 'zsp':
         for dataset in (train, cfg.val_dataloader.dataset):
             assert tuple(dataset.metainfo.classes) == classes
@@ -235,7 +241,9 @@ def _small_pipeline(pipeline: list) -> list:
         if transform['type'] == 'RandomCrop':
             continue
         if transform['type'] in ('RandomResize', 'Resize'):
-            transform = dict(type='Resize', scale=SMALL, keep_ratio=True)
+            # The config's resize backend runs (PIL in the test pipelines).
+            transform = dict(type='Resize', scale=SMALL, keep_ratio=True,
+                             backend=transform.get('backend', 'cv2'))
         small.append(transform)
     return small
 

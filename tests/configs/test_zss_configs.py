@@ -97,8 +97,11 @@ def cpu_config(name: str, root: str) -> Config:
         loader.dataset.data_root = root
         for transform in loader.dataset.pipeline:
             if transform.type in ('RandomChoiceResize', 'Resize'):
+                # The config's resize backend runs (PIL for testing).
+                backend = transform.get('backend', 'cv2')
                 transform.clear()
-                transform.update(type='Resize', scale=SMALL, keep_ratio=True)
+                transform.update(type='Resize', scale=SMALL, keep_ratio=True,
+                                 backend=backend)
             if transform.type == 'RandomCrop':
                 transform.crop_size = SMALL
     if cfg.model.stage == 2:
@@ -144,6 +147,34 @@ def test_stage1_settings():
     for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
         assert dict(evaluator) == dict(type='GZSLSemSegMetric',
                                        zero_shot_split=SPLIT)
+
+
+def test_stage1_follows_the_reference_inputs_and_schedule():
+    """Reference: configs/semantic-segmentation/Base-COCOStuff-171.yaml
+    (INPUT :36-48, SOLVER :19-35)."""
+    cfg = load_config('zss_r50_pretrain')
+    steps = {t.type: t for t in cfg.train_dataloader.dataset.pipeline}
+    resize = steps['RandomChoiceResize']
+    assert resize.scales == [320, 384, 448, 512, 576, 640, 704, 768, 832,
+                             896, 960]
+    assert (resize.resize_type, resize.max_size) == ('ResizeShortestEdge',
+                                                     2560)
+    assert tuple(steps['RandomCrop'].crop_size) == (640, 640)
+    assert steps['RandomCrop'].cat_max_ratio == 1.0  # no area limit
+    assert 'PhotoMetricDistortion' in steps and 'RandomFlip' in steps
+    assert tuple(cfg.model.data_preprocessor.size) == (640, 640)
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        [test_resize] = [t for t in loader.dataset.pipeline
+                         if t.type == 'Resize']
+        assert (test_resize.scale, test_resize.keep_ratio,
+                test_resize.backend) == ((2560, 640), True, 'pillow')
+    assert cfg.train_cfg.max_iters == 120000
+    assert cfg.optim_wrapper.optimizer.weight_decay == 1e-4
+    [poly] = cfg.param_scheduler
+    assert (poly.type, poly.power, poly.eta_min, poly.end) == (
+        'PolyLR', 0.9, 0, 120001)
+    # 8 GPUs x 2 = the reference's IMS_PER_BATCH 16.
+    assert cfg.train_dataloader.batch_size == 2
 
 
 def test_stage2_settings():
