@@ -213,6 +213,12 @@ def _gradient_share(gradients: dict[str, Tensor], num_matched: int,
         group = term_group(key)
         group_gradients[group] = group_gradients[group] + gradient \
             if group in group_gradients else gradient
+    # Tables list the groups in one order: MMD, CE, A, D, others.
+    order = list(GROUP_TITLES)
+    group_gradients = dict(sorted(
+        group_gradients.items(),
+        key=lambda item: order.index(item[0]) if item[0] in order else
+        len(order)))
     total = torch.stack(list(gradients.values())).sum(0)
     ad_ratio = None
     ad = [group_gradients[g] for g in AD_GROUPS if g in group_gradients]
