@@ -260,12 +260,24 @@ def build_model(cfg: Config, args: argparse.Namespace) -> tuple[Any, str]:
         except CheckpointLoadError as error:
             raise ValueError(str(error)) from None
         try:
-            load_checkpoint(model, args.checkpoint, map_location='cpu',
-                            logger='silent')
+            loaded = load_checkpoint(model, args.checkpoint,
+                                     map_location='cpu', logger='silent')
         except (RuntimeError, EOFError, OSError, KeyError) as error:
             raise ValueError(f'cannot load checkpoint {args.checkpoint!r}: '
                              f'{error}') from error
         stage = 2 if bool(learner.classifier_initialised) else 1
+        if stage == 2:
+            # A stage-2 checkpoint of another learner layout would leave
+            # parts random without a word (the load is not strict).
+            saved = set(loaded.get('state_dict', loaded))
+            absent = [key for key in model.state_dict()
+                      if key.startswith('zero_shot.') and key not in saved]
+            if absent:
+                raise ValueError(
+                    f'{args.checkpoint} lacks learner weights of this '
+                    f'config: {", ".join(absent[:5])}'
+                    f'{" ..." if len(absent) > 5 else ""}; give a checkpoint '
+                    'of this config')
         source = f'{args.checkpoint} (stage {stage})'
         if stage == 1 and not model.stage1_checkpoint_loaded:
             raise ValueError(
