@@ -68,6 +68,31 @@ def test_toy_config_with_a_stage1_checkpoint(tool, tiny_toy_root,
                                                rel=1e-4)
 
 
+def test_stage2_checkpoints_are_measured_and_checked(tool, tiny_toy_root,
+                                                    stage1_checkpoint,
+                                                    tmp_path):
+    args = tool.parse_args([TOY_STAGE2, stage1_checkpoint, '--data-root',
+                            tiny_toy_root])
+    cfg, _ = tool.load_config(args, str(tmp_path))
+    model, _ = tool.build_model(cfg, args)
+    # As a stage-2 run saves it: the learner with its classifier set.
+    state = model.state_dict()
+    torch.save(dict(state_dict=state), tmp_path / 'stage2.pth')
+    result = run(tool, TOY_STAGE2, tmp_path / 'stage2.pth', '--data-root',
+                 tiny_toy_root, '--batches', 1, '--batch-size', 2)
+    assert result['weights'].endswith('(stage 2)')
+
+    partial = {key: value for key, value in state.items()
+               if not key.startswith('zero_shot.generator.')}
+    torch.save(dict(state_dict=partial), tmp_path / 'partial.pth')
+    with pytest.raises(SystemExit) as exit_info:
+        run(tool, TOY_STAGE2, tmp_path / 'partial.pth', '--data-root',
+            tiny_toy_root)
+    message = str(exit_info.value.code)
+    assert 'lacks learner weights of this config' in message
+    assert 'zero_shot.generator.' in message
+
+
 def test_synthetic_inputs_and_random_weights_are_labelled(
         tool, tiny_toy_root, capsys):
     result = run(tool, TOY_STAGE2, '--random-weights', '--synthetic',
