@@ -115,3 +115,7 @@ default_hooks = dict(
 # (with another global_batch_size, `--cfg-options auto_scale_lr.enable=True`
 # rescales both optimizers).
 auto_scale_lr = dict(base_batch_size=12)
+# Every logger interval (50 iterations), each generator loss term's share of
+# the generator's gradient norm (grad_share/* in the log and scalars.json;
+# docs/method.md#how-much-a-and-d-act-the-gradient-share).
+custom_hooks = [dict(type='RandomStateHook'), dict(type='GradientShareHook')]

@@ -1,7 +1,8 @@
 """PADing's two stages, shared by the mmdet and mmseg models."""
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
 
 import torch
 from mmengine.model.wrappers import is_model_wrapper
@@ -11,6 +12,10 @@ from torch import Tensor, nn
 from mmpading.registry import MODELS
 
 from ..learners.zero_shot_learner import ZeroShotLearner, unwrap_learner
+from .gradient_share import GradientShare, generator_gradient_share
+
+if TYPE_CHECKING:
+    from ..heads.zero_shot_mask2former_head import QueryFeatures
 
 # In stage 2, MMSeparateDistributedDataParallel wraps the learner in DDP;
 # torch's state_dict() then names its entries zero_shot.module.*.
@@ -63,10 +68,23 @@ class TwoStageZeroShotMixin:
     stage-2 forward under ``autocast()`` (``engine_ours/train_loop.py:
     602-604``); ``segmenter_amp=False`` keeps them in full precision.
     Without AMP the context does nothing.
+
+    On request (:meth:`request_gradient_share`, which
+    :class:`~mmpading.engine.hooks.GradientShareHook` makes every N
+    iterations) the next stage-2 step first measures each generator loss
+    term's gradient norm on its batch (:func:`~mmpading.models.utils.
+    gradient_share.generator_gradient_share`: same weights, same dropout
+    masks as the step, nothing of the step changed);
+    :meth:`pop_gradient_share` returns it. Steps without a request do no
+    extra work.
     """
 
     #: Whether the frozen forward shares the learner's autocast context.
     segmenter_amp: bool = True
+    #: Whether the next stage-2 step measures the gradient share.
+    _gradient_share_requested: bool = False
+    #: The last measurement, until popped.
+    _gradient_share: GradientShare | None = None
 
     #: Attribute of the head with ``cls_embed`` and ``query_features``.
     zero_shot_head_name: str
@@ -203,6 +221,36 @@ class TwoStageZeroShotMixin:
         """Data samples in the form the head's matching reads."""
         return data_samples
 
+    def frozen_query_features(
+            self, data: dict,
+            precision: AbstractContextManager | None = None
+    ) -> QueryFeatures:
+        """Stage 2's frozen forward: query embeddings and matched labels.
+
+        Args:
+            data (dict): A batch after ``data_preprocessor(data, True)``.
+            precision (context manager, optional): The autocast context of
+                the forward (the first step's ``optim_context`` under AMP).
+
+        Returns:
+            QueryFeatures: ``embeddings`` (B, Q, C) and ``labels`` (B, Q),
+            K for no-object; computed without gradients.
+        """
+        with torch.no_grad(), precision or nullcontext():
+            feats = self.extract_feat(data['inputs'])
+            return self.zero_shot_head.query_features(
+                feats, self.matching_samples(data['data_samples']))
+
+    def request_gradient_share(self) -> None:
+        """Measure the generator's gradient share in the next step."""
+        self._gradient_share_requested = True
+
+    def pop_gradient_share(self) -> GradientShare | None:
+        """The last measurement (None if none since the last pop; also
+        None for a batch without matched queries), then forget it."""
+        share, self._gradient_share = self._gradient_share, None
+        return share
+
     def train_step(self, data: dict | tuple | list,
                    optim_wrapper: OptimWrapper | OptimWrapperDict
                    ) -> dict[str, Tensor]:
@@ -228,11 +276,15 @@ class TwoStageZeroShotMixin:
         # the context adds no no_sync); a no-op otherwise.
         precision = optim_wrapper[steps[0]].optim_context(self) \
             if self.segmenter_amp else nullcontext()
-        with torch.no_grad(), precision:
-            feats = self.extract_feat(data['inputs'])
-            query_features = self.zero_shot_head.query_features(
-                feats, self.matching_samples(data['data_samples']))
+        query_features = self.frozen_query_features(data, precision)
         self._init_classifier_once()
+        if self._gradient_share_requested:
+            self._gradient_share_requested = False
+            if self.learner.generator is not None:
+                # Before the generator step: the gradient it applies.
+                self._gradient_share = generator_gradient_share(
+                    self.learner, query_features.embeddings,
+                    query_features.labels)
 
         # Under DDP the learner's losses cover the features of all ranks
         # (ZeroShotLearner.cross_rank_losses), as one process's over the
