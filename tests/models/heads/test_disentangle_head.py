@@ -390,14 +390,23 @@ def test_learner_passes_its_unseen_classes(tmp_path, monkeypatch):
                        num_heads=2, ffn_dim=32),
         disentangle_head=dict(type='DisentangleHead', hidden_dim=16),
         feat_dim=16)
-    seen = []
-    loss = DisentangleHead.loss
+    seen = {}
 
-    def spy(self, *args, **kwargs):
-        seen.append(kwargs.get('unseen_classes'))
-        return loss(self, *args, **kwargs)
+    def spy(method):
+        original = getattr(DisentangleHead, method)
 
-    monkeypatch.setattr(DisentangleHead, 'loss', spy)
+        def record(self, *args):
+            # The unseen classes are the last positional argument.
+            seen.setdefault(method, []).append(args[-1])
+            return original(self, *args)
+
+        monkeypatch.setattr(DisentangleHead, method, record)
+
+    # The learner computes per-feature terms, then reduces them per set.
+    spy('per_feature_losses')
+    spy('reduce_losses')
     labels = torch.tensor([[0, 5, 2], [4, 5, 5]])
     learner(torch.randn(2, 3, 16), labels, 'generator')
-    assert len(seen) == 1 and seen[0].tolist() == [1, 3]
+    assert set(seen) == {'per_feature_losses', 'reduce_losses'}
+    for calls in seen.values():
+        assert len(calls) == 1 and calls[0].tolist() == [1, 3]
