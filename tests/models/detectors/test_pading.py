@@ -1,5 +1,4 @@
 """PADing's two stages on a tiny generated toy data set."""
-from contextlib import contextmanager
 
 import pytest
 import torch
@@ -238,20 +237,10 @@ def test_interrupted_stage2_resumes_to_the_same_iteration(
     assert resumed.iter == uninterrupted.iter == 4
 
 
-class CpuAutocastWrapper(OptimWrapper):
-    """An OptimWrapper whose context autocasts to bfloat16 on the CPU, as
-    AmpOptimWrapper's does on a GPU."""
-
-    @contextmanager
-    def optim_context(self, model):
-        with super().optim_context(model), torch.autocast(
-                'cpu', dtype=torch.bfloat16):
-            yield
-
-
 @pytest.mark.parametrize('segmenter_amp', [True, False])
 def test_stage2_frozen_forward_shares_the_amp_context(
-        tiny_toy_root, stage1_checkpoint, tmp_path, segmenter_amp):
+        tiny_toy_root, stage1_checkpoint, tmp_path, segmenter_amp,
+        cpu_autocast_wrapper):
     """Reference: AMPMULTISTEPTrainer runs forward_train_generator, frozen
     backbone, head and matching included, under autocast()
     (engine_ours/train_loop.py:602-604)."""
@@ -266,7 +255,7 @@ def test_stage2_frozen_forward_shares_the_amp_context(
     model.train()
     learner = model.learner
     optim_wrapper = OptimWrapperDict(
-        generator=CpuAutocastWrapper(torch.optim.Adam(
+        generator=cpu_autocast_wrapper(torch.optim.Adam(
             learner.generator.parameters(), lr=1e-4)),
         classifier=OptimWrapper(torch.optim.SGD(
             learner.classifier.parameters(), lr=1e-3)))

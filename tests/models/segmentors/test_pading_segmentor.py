@@ -1,5 +1,4 @@
 """PADingSegmentor: mmseg's Mask2Former in PADing's two stages."""
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -312,19 +311,9 @@ def test_matched_labels_are_the_label_map_classes(files):
             NUM_CLASSES).all()
 
 
-class CpuAutocastWrapper(OptimWrapper):
-    """An OptimWrapper whose context autocasts to bfloat16 on the CPU, as
-    AmpOptimWrapper's does on a GPU."""
-
-    @contextmanager
-    def optim_context(self, model):
-        with super().optim_context(model), torch.autocast(
-                'cpu', dtype=torch.bfloat16):
-            yield
-
-
 @pytest.mark.parametrize('segmenter_amp', [True, False])
-def test_stage2_frozen_forward_shares_the_amp_context(files, segmenter_amp):
+def test_stage2_frozen_forward_shares_the_amp_context(files, segmenter_amp,
+                                                      cpu_autocast_wrapper):
     """As PADing's detector: ``segmenter_amp`` reaches the mixin, so the
     frozen backbone runs under the first step's autocast (or not)."""
     cfg = model_cfg(files)
@@ -337,7 +326,7 @@ def test_stage2_frozen_forward_shares_the_amp_context(files, segmenter_amp):
     model.train()
     learner = model.learner
     wrapper = OptimWrapperDict(
-        generator=CpuAutocastWrapper(torch.optim.Adam(
+        generator=cpu_autocast_wrapper(torch.optim.Adam(
             learner.generator.parameters(), lr=1e-4)),
         classifier=OptimWrapper(torch.optim.SGD(
             learner.classifier.parameters(), lr=1e-3)))
