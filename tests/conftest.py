@@ -1,4 +1,5 @@
 """Shared fixtures."""
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,21 @@ def stage1_checkpoint(tiny_toy_root, tmp_path_factory) -> str:
     runner = Runner.from_cfg(cfg)
     runner.train()
     return str(work_dir / 'iter_2.pth')
+
+
+@pytest.fixture
+def cpu_autocast_wrapper() -> type:
+    """An OptimWrapper class whose context autocasts to bfloat16 on the CPU,
+    as AmpOptimWrapper's does on a GPU (AMP code paths without a GPU)."""
+    import torch
+    from mmengine.optim import OptimWrapper
+
+    class CpuAutocastWrapper(OptimWrapper):
+
+        @contextmanager
+        def optim_context(self, model):
+            with super().optim_context(model), torch.autocast(
+                    'cpu', dtype=torch.bfloat16):
+                yield
+
+    return CpuAutocastWrapper

@@ -248,6 +248,8 @@ BUILDS = {
             }), None),
     ('HOOKS', 'RandomStateHook'): (lambda c: dict(type='RandomStateHook'),
                                    None),
+    ('HOOKS', 'GradientShareHook'): (
+        lambda c: dict(type='GradientShareHook', interval=5), None),
     ('VISUALIZERS', 'PanopticOverlayVisualizer'): (
         lambda c: dict(type='PanopticOverlayVisualizer',
                        name=f'registry_test_{uuid.uuid4().hex}'), None),

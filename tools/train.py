@@ -12,6 +12,11 @@ Before any work it refuses, with one line naming the file and the fix: a
 data root that is not a folder, a ``load_from`` / ``--resume`` checkpoint
 that is missing, unreadable or of the other stage (``--resume`` of a
 stage-2 run from a stage-1 checkpoint, ...).
+
+A config with ``global_batch_size`` (the COCO stage-2 configs: 12) gives
+the images of an iteration over all processes; each process's
+``train_dataloader.batch_size`` is set from it
+(``mmpading/utils/global_batch.py``).
 """
 from __future__ import annotations
 
@@ -41,10 +46,16 @@ from mmpading.utils.config_utils import (
     enable_amp,
     load_tool_config,
 )
+from mmpading.utils.global_batch import (
+    GlobalBatchError,
+    apply_global_batch_size,
+    launcher_rank_and_world_size,
+)
 
 # Bad input the checks below name with its fix: shown without a traceback.
 INPUT_ERRORS = (DataRootError, CheckpointMismatchError, CheckpointLoadError,
-                FileNotFoundError, ZeroShotTrainingDataError)
+                FileNotFoundError, ZeroShotTrainingDataError,
+                GlobalBatchError)
 
 
 def parse_args() -> argparse.Namespace:
@@ -93,6 +104,11 @@ def build_config(args: argparse.Namespace) -> Config:
                                 osp.splitext(osp.basename(args.config))[0])
     if args.amp:
         enable_amp(cfg)
+    # Stage 2: the images of an iteration over all processes.
+    rank, world_size = launcher_rank_and_world_size(args.launcher)
+    note = apply_global_batch_size(cfg, rank, world_size)
+    if note is not None and rank == 0:
+        print(note, flush=True)
     if args.resume == 'auto':
         if find_latest_checkpoint(cfg.work_dir) is None:
             # Nothing to resume yet: start the run as without --resume, so a

@@ -86,6 +86,19 @@ train_dataloader = dict(
         zero_shot_split=zero_shot_split,
         zero_shot_mode='drop_unseen',
         pipeline=train_pipeline))
+# The reference's test-time resize: detectron2 resizes the uint8 image with
+# PIL's bilinear (ResizeShortestEdge(800, 1333), the same size as here);
+# upstream's float32 image and OpenCV's bilinear give other pixels
+# (docs/model_conversion.md).
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='Resize', scale=(1333, 800), keep_ratio=True, backend='pillow'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
 # Generalized setting: the GZSI test file of the ZSI release (COCO val2014),
 # evaluated on all 65 classes.
 val_dataloader = dict(
@@ -95,7 +108,8 @@ val_dataloader = dict(
         data_prefix=dict(img='val2014/'),
         metainfo=dict(classes=classes),
         zero_shot_split=zero_shot_split,
-        zero_shot_mode='all'))
+        zero_shot_mode='all',
+        pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 # Seen / unseen / harmonic mean of mAP@0.5 and Recall@100, on masks (ZSI)

@@ -5,8 +5,9 @@
 # stage 1's cls_embed, is trained on real and synthetic features.
 # Hyperparameters are the instance ones of the PADing reference
 # (lambda 1e-3, unseen class weight 2.0, 4k iterations).
-# Reference: 12 images per iteration on one GPU, AMP (`--amp`); see
-# configs/pading/README.md for 8 GPUs.
+# Reference: 12 images per iteration on one GPU, AMP (`--amp`); on N GPUs
+# the same 12 images are shared and the learner's losses cover all of them
+# (configs/pading/README.md, "Other GPU counts").
 _base_ = './zsi_65_15_r50_pretrain.py'
 
 # The last checkpoint of zsi_65_15_r50_pretrain.py.
@@ -14,6 +15,10 @@ load_from = 'work_dirs/zsi_65_15_r50_pretrain/iter_140350.pth'
 
 model = dict(
     stage=2,
+    # Stage 2 matches queries to segments with class cost 2.0 (CLASS_WEIGHT
+    # of the reference's configs/instance-segmentation/PADing.yaml:55), the
+    # stage-1 value.
+    panoptic_head=dict(query_class_cost=2.0),
     zero_shot=dict(
         type='ZeroShotLearner',
         class_names={{_base_.classes}},
@@ -31,7 +36,10 @@ model = dict(
         mmd_loss=dict(
             type='MMDLoss', kernel_variances=(2, 5, 10, 20, 40, 80)),
         synthetic_cls_weight=0.001,
-        disentangle_head=dict(type='DisentangleHead'),
+        # The reference's instance setting relates seen features to the
+        # seen classes only (its word2vec matrix, PADing_model.py:134-139).
+        disentangle_head=dict(
+            type='DisentangleHead', seen_relation_classes='seen'),
         relation_align_loss=dict(type='RelationAlignLoss', temperature=0.1),
         lambda_weight=1e-3,
         num_unseen_per_iter=5,
@@ -45,7 +53,11 @@ model_wrapper_cfg = dict(
     broadcast_buffers=False,
     find_unused_parameters=True)
 
-train_dataloader = dict(batch_size=12)
+# Images per iteration over all processes (the reference's IMS_PER_BATCH):
+# tools/train.py gives each of N processes its share as its
+# train_dataloader.batch_size (12 on 8 GPUs: 2 on ranks 0-3, 1 on 4-7).
+global_batch_size = 12
+train_dataloader = dict(batch_size=global_batch_size)
 
 # Generator: Adam 5e-4; classifier: SGD 1e-3, momentum 0.9, wd 5e-4.
 optim_wrapper = dict(
@@ -62,24 +74,22 @@ optim_wrapper = dict(
         modules=['zero_shot.classifier']))
 
 max_iters = 4000
-# The generator's learning rate drops x0.1 late in training, at the same
-# fractions (0.7, 0.925) as the panoptic schedule; the classifier's stays
-# constant.
-param_scheduler = dict(
-    _delete_=True,
-    generator=[
-        dict(
-            type='MultiStepLR',
-            by_epoch=False,
-            begin=0,
-            end=max_iters,
-            milestones=[2800, 3700],
-            gamma=0.1)
-    ],
-    classifier=[])
+# Both learning rates stay constant, as in the reference: its instance
+# PADing.yaml sets no STEPS, and the inherited (327778, 355092) lie beyond
+# MAX_ITER 4000, which detectron2 ignores; its 10-iteration warm-up has
+# factor 1.0 (configs/instance-segmentation/PADing.yaml:9-12,
+# Base-COCO-InstanceSegmentation.yaml:22). The former drops x0.1 at 2800 /
+# 3700: param_scheduler.generator=[dict(type='MultiStepLR', by_epoch=False,
+# begin=0, end=4000, milestones=[2800, 3700], gamma=0.1)].
+param_scheduler = dict(_delete_=True, generator=[], classifier=[])
 train_cfg = dict(
     max_iters=max_iters, val_interval=max_iters, dynamic_intervals=None)
 default_hooks = dict(checkpoint=dict(interval=2000))
-# Learning rates are set for 12 images per iteration
-# (`--cfg-options auto_scale_lr.enable=True` rescales both optimizers).
+# Learning rates are set for 12 images per iteration, on any number of GPUs
+# (with another global_batch_size, `--cfg-options auto_scale_lr.enable=True`
+# rescales both optimizers).
 auto_scale_lr = dict(base_batch_size=12)
+# Every logger interval (50 iterations), each generator loss term's share of
+# the generator's gradient norm (grad_share/* in the log and scalars.json;
+# docs/method.md#how-much-a-and-d-act-the-gradient-share).
+custom_hooks = [dict(type='RandomStateHook'), dict(type='GradientShareHook')]

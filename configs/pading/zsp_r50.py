@@ -4,8 +4,9 @@
 # text embeddings, and a new classifier, initialised from stage 1's
 # cls_embed, is trained on real and synthetic features. Hyperparameters are
 # the panoptic ones of the PADing reference.
-# Reference: 12 images per iteration on one GPU, AMP (`--amp`); see
-# configs/pading/README.md for 8 GPUs.
+# Reference: 12 images per iteration on one GPU, AMP (`--amp`); on N GPUs
+# the same 12 images are shared and the learner's losses cover all of them
+# (configs/pading/README.md, "Other GPU counts").
 _base_ = './zsp_r50_pretrain.py'
 
 # The last checkpoint of zsp_r50_pretrain.py.
@@ -13,6 +14,10 @@ load_from = 'work_dirs/zsp_r50_pretrain/iter_140350.pth'
 
 model = dict(
     stage=2,
+    # Stage 2 matches queries to segments with class cost 5.0 (CLASS_WEIGHT
+    # of the reference's configs/panoptic-segmentation/PADing.yaml:54;
+    # stage 1: 2.0); mask and dice costs stay 5.0.
+    panoptic_head=dict(query_class_cost=5.0),
     zero_shot=dict(
         type='ZeroShotLearner',
         class_names={{_base_.classes}},
@@ -44,7 +49,11 @@ model_wrapper_cfg = dict(
     broadcast_buffers=False,
     find_unused_parameters=True)
 
-train_dataloader = dict(batch_size=12)
+# Images per iteration over all processes (the reference's IMS_PER_BATCH):
+# tools/train.py gives each of N processes its share as its
+# train_dataloader.batch_size (12 on 8 GPUs: 2 on ranks 0-3, 1 on 4-7).
+global_batch_size = 12
+train_dataloader = dict(batch_size=global_batch_size)
 
 # Generator: Adam 5e-4; classifier: SGD 1e-3, momentum 0.9, wd 5e-4.
 optim_wrapper = dict(
@@ -77,6 +86,11 @@ param_scheduler = dict(
     classifier=[])
 train_cfg = dict(
     max_iters=max_iters, val_interval=max_iters, dynamic_intervals=None)
-# Learning rates are set for 12 images per iteration
-# (`--cfg-options auto_scale_lr.enable=True` rescales both optimizers).
+# Learning rates are set for 12 images per iteration, on any number of GPUs
+# (with another global_batch_size, `--cfg-options auto_scale_lr.enable=True`
+# rescales both optimizers).
 auto_scale_lr = dict(base_batch_size=12)
+# Every logger interval (50 iterations), each generator loss term's share of
+# the generator's gradient norm (grad_share/* in the log and scalars.json;
+# docs/method.md#how-much-a-and-d-act-the-gradient-share).
+custom_hooks = [dict(type='RandomStateHook'), dict(type='GradientShareHook')]

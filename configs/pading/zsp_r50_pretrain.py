@@ -98,12 +98,25 @@ train_dataloader = dict(
         zero_shot_split=zero_shot_split,
         zero_shot_mode='drop_unseen',
         pipeline=train_pipeline))
+# The reference's test-time resize: detectron2 resizes the uint8 image with
+# PIL's bilinear (ResizeShortestEdge(800, 1333), the same size as here);
+# OpenCV's bilinear gives other pixels (docs/model_conversion.md).
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='Resize', scale=(1333, 800), keep_ratio=True, backend='pillow'),
+    dict(type='LoadPanopticAnnotations', backend_args=None),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
 # Generalized setting: evaluation on all 133 classes.
 val_dataloader = dict(
     dataset=dict(
         type='ZeroShotCocoPanopticDataset',
         zero_shot_split=zero_shot_split,
-        zero_shot_mode='all'))
+        zero_shot_mode='all',
+        pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 # Seen / unseen / harmonic mean of PQ (ZSP), of mask and box mAP@0.5 and

@@ -5,8 +5,9 @@
 # cls_embed, is trained on real and synthetic features. Hyperparameters are
 # the semantic ones of the PADing reference (lambda 1e-3, unseen class
 # weight 5.0, all 15 unseen classes per iteration, 2k iterations).
-# Reference: 12 images per iteration on one GPU, AMP (`--amp`); see
-# configs/pading/README.md for 8 GPUs.
+# Reference: 12 images per iteration on one GPU, AMP (`--amp`); on N GPUs
+# the same 12 images are shared and the learner's losses cover all of them
+# (configs/pading/README.md, "Other GPU counts").
 _base_ = './zss_r50_pretrain.py'
 
 # The last checkpoint of zss_r50_pretrain.py.
@@ -14,6 +15,10 @@ load_from = 'work_dirs/zss_r50_pretrain/iter_160000.pth'
 
 model = dict(
     stage=2,
+    # Stage 2 matches queries to segments with class cost 5.0 (CLASS_WEIGHT
+    # of the reference's configs/semantic-segmentation/PADing.yaml:52;
+    # stage 1: 2.0); mask and dice costs stay 5.0.
+    decode_head=dict(query_class_cost=5.0),
     zero_shot=dict(
         type='ZeroShotLearner',
         class_names={{_base_.classes}},
@@ -27,14 +32,23 @@ model = dict(
             num_layers=3,
             num_heads=8,
             ffn_dim=1024,
-            dropout=0.1),
+            # TRANS_DROP_RATE of the reference's semantic setting
+            # (configs/semantic-segmentation/PADing.yaml:41).
+            dropout=0.3),
         mmd_loss=dict(
             type='MMDLoss', kernel_variances=(2, 5, 10, 20, 40, 80)),
         synthetic_cls_weight=0.001,
-        disentangle_head=dict(type='DisentangleHead'),
+        # The reference's CE on synthetic seen features scores the 156 seen
+        # classes only (new_fc(...)[:, :156], PADing/PADing_model.py:353).
+        synthetic_cls_logits='seen',
+        # DROP_OUT_ED of the reference's semantic setting: its default 0.2
+        # (PADing/config.py:41; 0.1 in the panoptic / instance configs).
+        disentangle_head=dict(type='DisentangleHead', dropout=0.2),
         relation_align_loss=dict(type='RelationAlignLoss', temperature=0.1),
         lambda_weight=1e-3,
-        # Every unseen class once per classifier step.
+        # Every unseen class once per classifier step: the reference's
+        # randperm(15)[:17] (NUM_CHOOSE 17, PADing/config.py:39,
+        # PADing_model.py:434) is the 15 classes in random order.
         num_unseen_per_iter=None,
         seen_class_weight=1.0,
         unseen_class_weight=5.0,
@@ -46,7 +60,11 @@ model_wrapper_cfg = dict(
     broadcast_buffers=False,
     find_unused_parameters=True)
 
-train_dataloader = dict(batch_size=12)
+# Images per iteration over all processes (the reference's IMS_PER_BATCH):
+# tools/train.py gives each of N processes its share as its
+# train_dataloader.batch_size (12 on 8 GPUs: 2 on ranks 0-3, 1 on 4-7).
+global_batch_size = 12
+train_dataloader = dict(batch_size=global_batch_size)
 
 # Generator: Adam 5e-4; classifier: SGD 1e-3, momentum 0.9, wd 5e-4.
 optim_wrapper = dict(
@@ -63,24 +81,41 @@ optim_wrapper = dict(
         modules=['zero_shot.classifier']))
 
 max_iters = 2000
-# The generator's learning rate drops x0.1 late in training, at the same
-# fractions (0.7, 0.925) as the panoptic schedule; the classifier's stays
-# constant.
+# The generator's learning rate follows the reference's WarmupPolyLR
+# (configs/semantic-segmentation/Base-COCOStuff-171.yaml:28, PADing.yaml:
+# 9-11; power 0.9 and constant ending 0 of detectron2's DeepLab config):
+# lr(t) = 5e-4 x warm-up(t) x (1 - t / 2000) ** 0.9. Its warm-up factor
+# is 1.0, so the 10-iteration LinearLR is a no-op, kept for the record.
+# mmengine's PolyLR reaches 0 at end - 1, hence end=max_iters + 1.
+# The classifier's learning rate stays constant (the reference schedules
+# the generator's optimizer only, engine_ours/defaults.py:403). The former
+# schedule: x0.1 at 1400 / 1850 (MultiStepLR).
 param_scheduler = dict(
     _delete_=True,
     generator=[
         dict(
-            type='MultiStepLR',
+            type='LinearLR',
+            start_factor=1.0,
             by_epoch=False,
             begin=0,
-            end=max_iters,
-            milestones=[1400, 1850],
-            gamma=0.1)
+            end=10),
+        dict(
+            type='PolyLR',
+            power=0.9,
+            eta_min=0.0,
+            by_epoch=False,
+            begin=0,
+            end=max_iters + 1),
     ],
     classifier=[])
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
     checkpoint=dict(interval=1000, save_best='gzsl_semseg/mIoU_hm'))
-# Learning rates are set for 12 images per iteration
-# (`--cfg-options auto_scale_lr.enable=True` rescales both optimizers).
+# Learning rates are set for 12 images per iteration, on any number of GPUs
+# (with another global_batch_size, `--cfg-options auto_scale_lr.enable=True`
+# rescales both optimizers).
 auto_scale_lr = dict(base_batch_size=12)
+# Every logger interval (50 iterations), each generator loss term's share of
+# the generator's gradient norm (grad_share/* in the log and scalars.json;
+# docs/method.md#how-much-a-and-d-act-the-gradient-share).
+custom_hooks = [dict(type='RandomStateHook'), dict(type='GradientShareHook')]

@@ -4,7 +4,9 @@
 # all 171 classes + no-object; unseen classes are never positive.
 # Everything not set here is mmseg's Mask2Former R-50 config (AdamW 1e-4,
 # backbone lr x0.1, grad clip 0.01, CE 2.0 / no-object 0.1, mask 5.0,
-# dice 5.0, 12544 points, 512 px crops, 160k iterations, 8 GPUs x 2 images).
+# dice 5.0, 12544 points, poly LR, 8 GPUs x 2 images); the input sizes, the
+# schedule length and the weight decay are the PADing reference's
+# (configs/semantic-segmentation/Base-COCOStuff-171.yaml).
 _base_ = 'mmseg::mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['mmpading'], allow_failed_imports=False)
 
@@ -46,34 +48,41 @@ classes = (
     'wood')
 num_classes = 171
 
+# 640 x 640 crops, padded to 640 (Base-COCOStuff-171.yaml:45, 48).
+crop_size = (640, 640)
 model = dict(
     type='PADingSegmentor',
     stage=1,
+    data_preprocessor=dict(size=crop_size),
     # Exposes the per-query class embeddings stage 2 learns from.
     decode_head=dict(
         type='ZeroShotMask2FormerSegHead',
         num_classes=num_classes,
         loss_cls=dict(class_weight=[1.0] * num_classes + [0.1])))
 
-# The upstream pipelines without ADE20K's reduce_zero_label: the
-# *_labelTrainIds.png maps hold 0-170 and 255.
-crop_size = (512, 512)
+# The reference's pipelines (Base-COCOStuff-171.yaml:36-50): shortest edge
+# 320-960 (of 640 x 0.5-1.5, step 64), at most 2560; 640 x 640 crops
+# without the category-area constraint (SINGLE_CATEGORY_MAX_AREA 1.0);
+# SSD colour augmentation (= PhotoMetricDistortion) and flips; padded to
+# 640 (SIZE_DIVISIBILITY). Tested at shortest edge 640, at most 2560, with
+# PIL's bilinear as detectron2 resizes uint8 images. No reduce_zero_label:
+# the *_labelTrainIds.png maps hold 0-170 and 255.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(
         type='RandomChoiceResize',
-        scales=[int(512 * x * 0.1) for x in range(5, 21)],
+        scales=[int(640 * x * 0.1) for x in range(5, 16)],
         resize_type='ResizeShortestEdge',
-        max_size=2048),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+        max_size=2560),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
+    dict(type='Resize', scale=(2560, 640), keep_ratio=True, backend='pillow'),
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]
@@ -116,3 +125,19 @@ default_hooks = dict(checkpoint=dict(save_best='gzsl_semseg/mIoU_seen'))
 # Checkpoints keep the random state: a resumed run repeats an uninterrupted
 # one (docs/training.md#resuming).
 custom_hooks = [dict(type='RandomStateHook')]
+
+# The reference's schedule (Base-COCOStuff-171.yaml:19-32): 120k iterations
+# of 16 images, weight decay 1e-4, WarmupPolyLR (power 0.9, no warm-up);
+# mmengine's PolyLR reaches 0 at end - 1, hence end=max_iters + 1.
+max_iters = 120000
+optim_wrapper = dict(optimizer=dict(weight_decay=0.0001))
+param_scheduler = [
+    dict(
+        type='PolyLR',
+        eta_min=0,
+        power=0.9,
+        begin=0,
+        end=max_iters + 1,
+        by_epoch=False)
+]
+train_cfg = dict(max_iters=max_iters)

@@ -68,3 +68,7 @@ param_scheduler = dict(
     classifier=[])
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(checkpoint=dict(interval=100))
+# Every logger interval (20 iterations), each generator loss term's share of
+# the generator's gradient norm (grad_share/* in the log and scalars.json;
+# docs/method.md#how-much-a-and-d-act-the-gradient-share).
+custom_hooks = [dict(type='RandomStateHook'), dict(type='GradientShareHook')]

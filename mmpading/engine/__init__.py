@@ -1,4 +1,6 @@
-from .hooks import RandomStateHook
+from .hooks import GradientShareHook, RandomStateHook
 from .optimizers import PADingOptimWrapperConstructor
 
-__all__ = ['PADingOptimWrapperConstructor', 'RandomStateHook']
+__all__ = [
+    'GradientShareHook', 'PADingOptimWrapperConstructor', 'RandomStateHook'
+]

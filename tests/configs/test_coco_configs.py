@@ -56,14 +56,18 @@ STAGE1 = {config: family for family, (config, _) in FAMILIES.items()}
 CONFIGS = [
     *STAGE1, *sorted(STAGE2, key=lambda name: (STAGE2[name][0], name))
 ]
-# Stage-2 settings per task (the PADing reference).
+# Stage-2 settings per task (the PADing reference,
+# configs/{panoptic,instance}-segmentation/PADing.yaml): the matcher's
+# class cost (CLASS_WEIGHT) and the generator's LR drops (SOLVER.STEPS;
+# the instance config inherits steps beyond MAX_ITER: none).
 STAGE2_TASK = {
     'zsp': dict(lambda_weight=1e-4, unseen_class_weight=5.0,
-                max_iters=20000),
+                max_iters=20000, query_class_cost=5.0,
+                milestones=[14000, 18500]),
     'zsi_48_17': dict(lambda_weight=1e-3, unseen_class_weight=2.0,
-                      max_iters=4000),
+                      max_iters=4000, query_class_cost=2.0, milestones=None),
     'zsi_65_15': dict(lambda_weight=1e-3, unseen_class_weight=2.0,
-                      max_iters=4000),
+                      max_iters=4000, query_class_cost=2.0, milestones=None),
 }
 SMALL = (64, 64)
 
@@ -136,6 +140,12 @@ def test_config_settings(name):
         assert (dataset.zero_shot_split, dataset.zero_shot_mode) == (split,
                                                                      'all')
         assert dataset.test_mode
+        # The reference's test-time resize: detectron2's
+        # ResizeShortestEdge(800, 1333), PIL's bilinear on the uint8 image.
+        [resize] = [t for t in dataset.pipeline if t.type == 'Resize']
+        assert (resize.scale, resize.keep_ratio, resize.backend) == (
+            (1333, 800), True, 'pillow')
+        assert not dataset.pipeline[0].get('to_float32', False)
     if family != 'zsp':
         for dataset in (train, cfg.val_dataloader.dataset):
             assert tuple(dataset.metainfo.classes) == classes
@@ -156,6 +166,9 @@ def test_config_settings(name):
         assert model.train_cfg.num_points == 12544
         assert model.stage == 1
         assert 'zero_shot' not in model
+        # Stage 1 matches with the training assigner's class cost 2.0.
+        assert 'query_class_cost' not in head
+        assert model.train_cfg.assigner.match_costs[0].weight == 2.0
         return
 
     # Stage 2.
@@ -170,6 +183,12 @@ def test_config_settings(name):
     assert learner.unseen_class_weight == task['unseen_class_weight']
     assert (learner.seen_class_weight, learner.no_object_weight,
             learner.num_unseen_per_iter) == (1.0, 0.1, 5)
+    # Unseen classes drawn without replacement (the learner's default), the
+    # synthetic-seen CE over all K + 1 logits (the default): the reference's
+    # [:, :156] keeps every logit of 133 or 65 / 80 classes.
+    assert 'unseen_with_replacement' not in learner
+    assert 'synthetic_cls_logits' not in learner
+    assert head.query_class_cost == task['query_class_cost']
     assert (learner.generator or {}).get('type') == generator
     assert (learner.disentangle_head is not None) == disentangle
     assert (learner.relation_align_loss is not None) == align
@@ -179,6 +198,10 @@ def test_config_settings(name):
         f'work_dirs/{stage1_name}/iter_{stage1_iters}.pth'
     assert cfg.train_cfg.max_iters == task['max_iters']
     assert cfg.train_dataloader.batch_size == 12
+    # 12 images per iteration on any number of GPUs, the learner's losses
+    # over all of them (cross_rank_losses, the default).
+    assert cfg.global_batch_size == 12
+    assert 'cross_rank_losses' not in learner
     assert cfg.auto_scale_lr.base_batch_size == 12
     assert cfg.model_wrapper_cfg.type == 'MMSeparateDistributedDataParallel'
     wrappers = cfg.optim_wrapper
@@ -189,11 +212,12 @@ def test_config_settings(name):
     assert (sgd.type, sgd.lr, sgd.momentum, sgd.weight_decay) == ('SGD', 1e-3,
                                                                   0.9, 5e-4)
     assert cfg.param_scheduler.classifier == []
-    if generator is not None:
+    if generator is not None and task['milestones'] is None:
+        assert cfg.param_scheduler.generator == []
+    elif generator is not None:
         (step, ) = cfg.param_scheduler.generator
-        assert (step.type, step.gamma) == ('MultiStepLR', 0.1)
-        assert all(task['max_iters'] // 2 < milestone < task['max_iters']
-                   for milestone in step.milestones)
+        assert (step.type, step.gamma, step.milestones) == (
+            'MultiStepLR', 0.1, task['milestones'])
 
 
 # ------------------------------------------------------------- CPU runs
@@ -217,7 +241,9 @@ def _small_pipeline(pipeline: list) -> list:
         if transform['type'] == 'RandomCrop':
             continue
         if transform['type'] in ('RandomResize', 'Resize'):
-            transform = dict(type='Resize', scale=SMALL, keep_ratio=True)
+            # The config's resize backend runs (PIL in the test pipelines).
+            transform = dict(type='Resize', scale=SMALL, keep_ratio=True,
+                             backend=transform.get('backend', 'cv2'))
         small.append(transform)
     return small
 
@@ -396,6 +422,11 @@ def test_config_trains_and_predicts_on_cpu(name, coco_root, stage1_models):
             for module_name in ('backbone', 'panoptic_head')
         }
         classifier = snapshot(learner.classifier)
+        # Stage 2 matches with its own class cost, stage 1 with 2.0.
+        head = model.panoptic_head
+        assert head.query_assigner.match_costs[0].weight == \
+            STAGE2_TASK[family]['query_class_cost']
+        assert head.assigner.match_costs[0].weight == 2.0
         log_vars = model.train_step(batch_of(train), optim_wrapper)
         assert 'cls.loss_cls' in log_vars
         # The segmenter (cls_embed, BN statistics included) is frozen.

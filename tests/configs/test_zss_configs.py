@@ -17,7 +17,8 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import Evaluator
 from mmengine.optim import OptimWrapperDict, build_optim_wrapper
-from mmengine.registry import init_default_scope
+from mmengine.optim.scheduler import LinearLR, PolyLR
+from mmengine.registry import PARAM_SCHEDULERS, init_default_scope
 from mmseg.datasets import COCOStuffDataset
 from PIL import Image
 
@@ -96,8 +97,11 @@ def cpu_config(name: str, root: str) -> Config:
         loader.dataset.data_root = root
         for transform in loader.dataset.pipeline:
             if transform.type in ('RandomChoiceResize', 'Resize'):
+                # The config's resize backend runs (PIL for testing).
+                backend = transform.get('backend', 'cv2')
                 transform.clear()
-                transform.update(type='Resize', scale=SMALL, keep_ratio=True)
+                transform.update(type='Resize', scale=SMALL, keep_ratio=True,
+                                 backend=backend)
             if transform.type == 'RandomCrop':
                 transform.crop_size = SMALL
     if cfg.model.stage == 2:
@@ -145,6 +149,34 @@ def test_stage1_settings():
                                        zero_shot_split=SPLIT)
 
 
+def test_stage1_follows_the_reference_inputs_and_schedule():
+    """Reference: configs/semantic-segmentation/Base-COCOStuff-171.yaml
+    (INPUT :36-48, SOLVER :19-35)."""
+    cfg = load_config('zss_r50_pretrain')
+    steps = {t.type: t for t in cfg.train_dataloader.dataset.pipeline}
+    resize = steps['RandomChoiceResize']
+    assert resize.scales == [320, 384, 448, 512, 576, 640, 704, 768, 832,
+                             896, 960]
+    assert (resize.resize_type, resize.max_size) == ('ResizeShortestEdge',
+                                                     2560)
+    assert tuple(steps['RandomCrop'].crop_size) == (640, 640)
+    assert steps['RandomCrop'].cat_max_ratio == 1.0  # no area limit
+    assert 'PhotoMetricDistortion' in steps and 'RandomFlip' in steps
+    assert tuple(cfg.model.data_preprocessor.size) == (640, 640)
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        [test_resize] = [t for t in loader.dataset.pipeline
+                         if t.type == 'Resize']
+        assert (test_resize.scale, test_resize.keep_ratio,
+                test_resize.backend) == ((2560, 640), True, 'pillow')
+    assert cfg.train_cfg.max_iters == 120000
+    assert cfg.optim_wrapper.optimizer.weight_decay == 1e-4
+    [poly] = cfg.param_scheduler
+    assert (poly.type, poly.power, poly.eta_min, poly.end) == (
+        'PolyLR', 0.9, 0, 120001)
+    # 8 GPUs x 2 = the reference's IMS_PER_BATCH 16.
+    assert cfg.train_dataloader.batch_size == 2
+
+
 def test_stage2_settings():
     cfg = load_config('zss_r50')
     assert cfg.default_scope == 'mmseg'
@@ -177,7 +209,39 @@ def test_stage2_settings():
             optim.classifier.optimizer.momentum,
             optim.classifier.optimizer.weight_decay) == (1e-3, 0.9, 5e-4)
     assert cfg.param_scheduler.classifier == []
-    assert cfg.param_scheduler.generator[0].end == 2000
+    # The reference's semantic setting (configs/semantic-segmentation/
+    # PADing.yaml): matcher class cost 5.0, generator dropout 0.3,
+    # disentanglement dropout 0.2 (DROP_OUT_ED default, config.py:41), the
+    # synthetic-seen CE over the seen logits (PADing_model.py:353).
+    assert cfg.model.decode_head.query_class_cost == 5.0
+    assert learner.generator.dropout == 0.3
+    assert learner.disentangle_head.dropout == 0.2
+    assert learner.synthetic_cls_logits == 'seen'
+
+
+def test_stage2_generator_lr_is_the_reference_warmup_poly():
+    """detectron2's WarmupPolyLR: base x warm-up x (1 - t / T) ** 0.9, the
+    warm-up factor 1.0 over 10 iterations (Base-COCOStuff-171.yaml:28,
+    PADing.yaml:9-11, deeplab's POLY_LR_POWER 0.9)."""
+    cfg = load_config('zss_r50')
+    max_iters = cfg.train_cfg.max_iters
+    base_lr = cfg.optim_wrapper.generator.optimizer.lr
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param], lr=base_lr)
+    schedulers = [
+        PARAM_SCHEDULERS.build(dict(scheduler, optimizer=optimizer))
+        for scheduler in cfg.param_scheduler.generator
+    ]
+    assert [type(s) for s in schedulers] == [LinearLR, PolyLR]
+    lrs = []
+    for _ in range(max_iters):
+        lrs.append(optimizer.param_groups[0]['lr'])
+        optimizer.step()
+        for scheduler in schedulers:  # mmengine steps after each iteration
+            scheduler.step()
+    expected = base_lr * (1 - np.arange(max_iters) / max_iters) ** 0.9
+    assert np.allclose(lrs, expected, rtol=1e-9, atol=0)
+    assert lrs[-1] > 0
 
 
 # ----------------------------------------------------------- CPU runs
@@ -245,6 +309,10 @@ def test_stage2_trains_predicts_and_evaluates(stuff_root, stage1_state):
     assert all(torch.isfinite(value) for value in log_vars.values())
     assert torch.equal(model.backbone.layer1[0].bn1.running_mean,
                        backbone_before)
+    # Stage 2 matches with class cost 5.0, stage 1 with 2.0.
+    head = model.decode_head
+    assert head.query_assigner.match_costs[0].weight == 5.0
+    assert head.assigner.match_costs[0].weight == 2.0
     # All 15 unseen classes, 5.0 each, in the classifier's CE.
     learner = model.learner
     assert len(learner.unseen_ids) == 15

@@ -275,3 +275,37 @@ def test_resume_without_checkpoints_keeps_load_from(tmp_path):
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'iter_5.pth'))
     cfg = train_tool.build_config(args)
     assert cfg.resume is True and cfg.load_from is None
+
+
+def launch_env(monkeypatch, rank: int, world_size: int) -> None:
+    """The variables torchrun gives one of ``world_size`` processes."""
+    for name, value in (('RANK', rank), ('WORLD_SIZE', world_size),
+                        ('LOCAL_RANK', rank)):
+        monkeypatch.setenv(name, str(value))
+
+
+def test_stage2_shares_its_global_batch_over_the_processes(
+        monkeypatch, capsys):
+    module = load_tool_module(str(REPO / 'tools' / 'train.py'))
+    sizes = []
+    for rank in (0, 7):
+        launch_env(monkeypatch, rank, 8)
+        monkeypatch.setattr(sys, 'argv', [
+            'train.py', str(REPO / 'configs/pading/zsp_r50.py'),
+            '--launcher', 'pytorch'
+        ])
+        sizes.append(module.build_config(module.parse_args())
+                     .train_dataloader.batch_size)
+    assert sizes == [2, 1]
+    # Said once, by rank 0.
+    assert capsys.readouterr().out.count(
+        'global_batch_size: 12 images over 8 processes') == 1
+
+
+def test_a_global_batch_the_processes_cannot_share_is_refused(monkeypatch):
+    launch_env(monkeypatch, 0, 16)
+    message = tool_main(monkeypatch, 'train.py',
+                        REPO / 'configs/pading/zsp_r50.py', '--launcher',
+                        'pytorch')
+    assert 'global_batch_size=12 images per iteration cannot be shared by ' \
+        '16 processes' in message

@@ -4,7 +4,8 @@ Two sources:
 
 clip      CLIP text embeddings of class names: mmseg's CLIPTextEncoder with
           the weights of a CLIP checkpoint (OpenAI TorchScript .pt, e.g.
-          ViT-B-16.pt, or mmseg-converted), the 8 prompt templates of PADing
+          ViT-B-16.pt, or mmseg-converted), PADing's 8 prompt templates
+          (IMAGENET_TEMPLATES_SELECT; --templates picks another set)
           averaged after L2 normalisation, renormalised; a name "a, b" is
           prompted as "a" and as "b". Nothing is downloaded.
 word2vec  The word2vec files of the ZSI literature (word_w2v_withbg_*.txt:
@@ -31,6 +32,8 @@ import os.path as osp
 import sys
 
 from mmpading.datasets.embedding_builders import (
+    DEFAULT_PROMPT_TEMPLATES,
+    PROMPT_TEMPLATE_SETS,
     build_clip_class_embeddings,
     class_list_names,
     convert_word2vec_file,
@@ -49,8 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     clip = commands.add_parser(
         'clip', help='CLIP text embeddings of class names',
-        description='CLIP text embeddings of class names, with the 8 prompt '
-        'templates of PADing (see docs/class_embeddings.md).')
+        description='CLIP text embeddings of class names, with the prompt '
+        "templates of PADing's get_embeddings (IMAGENET_TEMPLATES_SELECT) by "
+        'default (see docs/class_embeddings.md).')
     clip.add_argument('--checkpoint', required=True, metavar='FILE',
                       help='CLIP weights: OpenAI TorchScript .pt (e.g. '
                       'ViT-B-16.pt) or mmseg format (clip2mmseg.py output, '
@@ -64,6 +68,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     clip.add_argument('--num-heads', type=int, default=None, metavar='N',
                       help='attention heads of the text encoder (default: '
                       'width // 64, i.e. 8 for ViT-B/16)')
+    clip.add_argument('--templates', default=DEFAULT_PROMPT_TEMPLATES,
+                      choices=list(PROMPT_TEMPLATE_SETS),
+                      help='prompt template set: imagenet_select (PADing\'s '
+                      'IMAGENET_TEMPLATES_SELECT, 8 templates), single '
+                      '(PADing\'s "A photo of a {} in the scene"), vild8 '
+                      '(the first 8 ViLD-style templates, mmpading\'s '
+                      'former default) (default: %(default)s)')
     clip.add_argument('--device', default='cpu',
                       help='device to run the encoder on, e.g. cuda '
                       '(default: %(default)s)')
@@ -102,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             source = build_clip_class_embeddings(
                 args.checkpoint, class_names, args.out,
                 classes_from=classes_from, num_heads=args.num_heads,
-                device=args.device, progress=True)
+                device=args.device, templates=args.templates,
+                progress=True)
         else:
             source = convert_word2vec_file(args.input, class_names, args.out,
                                            columns_from=classes_from)

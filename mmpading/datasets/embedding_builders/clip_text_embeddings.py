@@ -21,10 +21,15 @@ depth from the number of residual blocks, context length from
 ``positional_embedding``, output dimension from ``text_projection``; the
 number of heads is ``width // 64`` (CLIP's rule) unless given.
 
-Class embedding (PADing's ``get_embeddings``): each class name is split at
-``', '`` into variants; every template of :data:`PADING_PROMPT_TEMPLATES`
-is filled with every variant; the prompts are encoded, each embedding is
-L2-normalised, the embeddings are averaged and the mean is L2-normalised.
+Class embedding (PADing's ``get_embeddings``, heshuting555/PADing
+``PADing/PADing_model.py:159-201``): each class name is split at ``', '``
+into variants; every template of the prompt set (default
+``'imagenet_select'``: :data:`IMAGENET_SELECT_PROMPT_TEMPLATES`, PADing's
+``IMAGENET_TEMPLATES_SELECT``) is filled with every variant; the prompts are
+encoded, each embedding is L2-normalised, the embeddings are averaged and the
+mean is L2-normalised (``PADing_model.py:193-195``). Class names are used as
+written, as PADing does (``'tree-merged'``, ``'sky-other-merged'``,
+``'door-stuff'``: no suffix is stripped).
 """
 from __future__ import annotations
 
@@ -40,11 +45,29 @@ import torch
 import torch.nn.functional as F
 
 from ..class_embeddings import save_class_embeddings
+from ..splits import closest_names
 from .word2vec_embeddings import file_sha256
 
-# The 8 templates used by PADing (ZegFormer's / ViLD's prompt set). Every
-# class embedding averages all of them.
-PADING_PROMPT_TEMPLATES: tuple[str, ...] = (
+# PADing's prompt ensemble: ``IMAGENET_TEMPLATES_SELECT`` (the "v1" set) of
+# heshuting555/PADing, PADing/third_party/imagenet_templates.py:88-97, which
+# PADing/PADing_model.py:167-171 selects (prompt_ensemble_type =
+# "imagenet_select"). Copied as data, character for character: the last
+# template has a capital 'A' (the tokenizer lower-cases it) and no full stop.
+IMAGENET_SELECT_PROMPT_TEMPLATES: tuple[str, ...] = (
+    'itap of a {}.',
+    'a bad photo of the {}.',
+    'a origami {}.',
+    'a photo of the large {}.',
+    'a {} in a video game.',
+    'art of the {}.',
+    'a photo of the small {}.',
+    'A photo of a {} in the scene',
+)
+# PADing's ``'single'`` option (PADing/PADing_model.py:174-175).
+SINGLE_PROMPT_TEMPLATES: tuple[str, ...] = ('A photo of a {} in the scene', )
+# mmpading's former default, kept as an option: the first 8 of the 14
+# ViLD-style ``VILD_PROMPT`` templates of OVSeg / FC-CLIP. Not PADing's set.
+VILD8_PROMPT_TEMPLATES: tuple[str, ...] = (
     'a photo of a {}.',
     'This is a photo of a {}',
     'There is a {} in the scene',
@@ -54,6 +77,21 @@ PADING_PROMPT_TEMPLATES: tuple[str, ...] = (
     'a photo of a medium {}.',
     'a photo of a large {}.',
 )
+# Named prompt sets (``templates=<name>``; the tool's ``--templates``).
+PROMPT_TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
+    'imagenet_select': IMAGENET_SELECT_PROMPT_TEMPLATES,
+    'single': SINGLE_PROMPT_TEMPLATES,
+    'vild8': VILD8_PROMPT_TEMPLATES,
+}
+# What each named set is, for the ``source`` of an embedding file.
+PROMPT_TEMPLATE_SET_ORIGINS: dict[str, str] = {
+    'imagenet_select': "PADing's IMAGENET_TEMPLATES_SELECT",
+    'single': "PADing's 'single' prompt",
+    'vild8': "the first 8 ViLD-style templates (mmpading's former default)",
+}
+DEFAULT_PROMPT_TEMPLATES = 'imagenet_select'
+# PADing's default set (the name predates the named sets).
+PADING_PROMPT_TEMPLATES = IMAGENET_SELECT_PROMPT_TEMPLATES
 
 # Keys of one residual block: OpenAI name (after transformer.resblocks.N.)
 # -> mmseg name (after transformer.N.), as in mmseg's clip2mmseg.py.
@@ -391,14 +429,18 @@ def infer_clip_text_config(weights: CLIPTextWeights,
         total_vocab_size=int(token_embedding.shape[0]))
 
 
-def build_clip_text_encoder(config: CLIPTextConfig = CLIPTextConfig(),
-                            templates: Sequence[str] = PADING_PROMPT_TEMPLATES
-                            ) -> torch.nn.Module:
+def build_clip_text_encoder(
+        config: CLIPTextConfig = CLIPTextConfig(),
+        templates: str | Sequence[str] = DEFAULT_PROMPT_TEMPLATES
+) -> torch.nn.Module:
     """An mmseg ``CLIPTextEncoder`` (random weights) of the given size.
 
     Built through mmseg's registry in mmseg's scope (its layers use
     mmseg's ``QuickGELU``); no background embedding, no feature cache.
+    ``templates`` (a set name or the templates) is only stored on the
+    encoder; :func:`encode_class_names` does its own prompting.
     """
+    _, templates = resolve_prompt_templates(templates)
     import mmseg.models  # noqa: F401 - registers CLIPTextEncoder
     from mmseg.registry import MODELS
     encoder = MODELS.build(
@@ -491,20 +533,71 @@ def load_clip_text_encoder(path: str,
                                  checkpoint_format=weights.checkpoint_format)
 
 
+def resolve_prompt_templates(
+        templates: str | Sequence[str] = DEFAULT_PROMPT_TEMPLATES
+) -> tuple[str, tuple[str, ...]]:
+    """The prompt templates named or given by ``templates``.
+
+    Args:
+        templates (str | Sequence[str]): A set name of
+            :data:`PROMPT_TEMPLATE_SETS` (``'imagenet_select'``, PADing's
+            default; ``'single'``; ``'vild8'``, mmpading's former default)
+            or the templates themselves, each with one ``{}``.
+
+    Returns:
+        tuple[str, tuple[str, ...]]: The set name (``'custom'`` for given
+        templates) and the templates.
+
+    Raises:
+        ValueError: For an unknown set name (with the closest names), no
+            template, or a template without exactly one ``{}``.
+    """
+    if isinstance(templates, str):
+        if templates not in PROMPT_TEMPLATE_SETS:
+            matches = closest_names(templates, PROMPT_TEMPLATE_SETS)
+            hint = f' Did you mean {matches[0]!r}?' if matches else ''
+            given = (' (a single template must be given as a list)'
+                     if '{}' in templates else '')
+            raise ValueError(
+                f'Unknown prompt template set {templates!r}{given}.{hint} '
+                f'Known sets: {", ".join(PROMPT_TEMPLATE_SETS)}.')
+        return templates, PROMPT_TEMPLATE_SETS[templates]
+    templates = tuple(templates)
+    _check_templates(templates)
+    for name, known in PROMPT_TEMPLATE_SETS.items():
+        if templates == known:
+            return name, known
+    return 'custom', templates
+
+
 def prompt_variants(class_name: str) -> list[str]:
-    """The names a class is prompted with: ``'a, b'`` -> ``['a', 'b']``."""
+    """The names a class is prompted with: ``'a, b'`` -> ``['a', 'b']``.
+
+    PADing splits at ``', '`` (``PADing_model.py:183-184``); surrounding
+    spaces do not change the prompts' tokens (CLIP's tokenizer collapses
+    white space), and empty parts are dropped here where PADing would
+    prompt an empty name.
+    """
     variants = [part.strip() for part in class_name.split(', ')]
     variants = [part for part in variants if part]
     return variants or [class_name]
 
 
-def class_prompts(class_name: str,
-                  templates: Sequence[str] = PADING_PROMPT_TEMPLATES
-                  ) -> list[str]:
-    """Every template filled with every variant of ``class_name``."""
+def class_prompts(
+        class_name: str,
+        templates: str | Sequence[str] = DEFAULT_PROMPT_TEMPLATES
+) -> list[str]:
+    """Every template filled with every variant of ``class_name``.
+
+    Template-major, as PADing (``PADing_model.py:186-188``): for each
+    template, each variant; a name without ``', '`` gives one prompt per
+    template, in the templates' order. The name is used as written.
+    """
+    _, templates = resolve_prompt_templates(templates)
+    variants = prompt_variants(class_name)
     return [
-        template.format(variant) for variant in prompt_variants(class_name)
-        for template in templates
+        template.format(variant) for template in templates
+        for variant in variants
     ]
 
 
@@ -517,25 +610,75 @@ def _check_templates(templates: Sequence[str]) -> None:
                          f'class name: {bad}')
 
 
-@torch.no_grad()
-def encode_class_names(encoder: torch.nn.Module,
-                       class_names: Sequence[str],
-                       templates: Sequence[str] = PADING_PROMPT_TEMPLATES,
-                       progress: bool = False) -> np.ndarray:
-    """Prompt-ensembled, L2-normalised text embeddings of class names.
+def ensemble_prompt_embeddings(embeddings: torch.Tensor) -> torch.Tensor:
+    """One class embedding from its prompts' embeddings, as PADing.
+
+    L2-normalise each prompt's embedding, average, L2-normalise the mean
+    (``PADing_model.py:193-195``).
 
     Args:
-        encoder (torch.nn.Module): mmseg ``CLIPTextEncoder`` with weights.
-        class_names (Sequence[str]): One embedding per name; ``', '``
-            separates variants of a name, which are averaged.
-        templates (Sequence[str]): Prompt templates with one ``{}``.
+        embeddings (torch.Tensor): (P, C) text embeddings of the P prompts
+            of one class (normalised or not).
+
+    Returns:
+        torch.Tensor: (C, ) float32, unit L2 norm.
+    """
+    embeddings = F.normalize(embeddings.float(), dim=-1)
+    return F.normalize(embeddings.mean(dim=0), dim=0)
+
+
+def tokenize_prompts(prompts: Sequence[str],
+                     context_length: int = 77) -> torch.Tensor:
+    """CLIP tokens of the prompts, (P, context_length) int64.
+
+    mmseg's tokenizer would cut a prompt longer than the context silently;
+    PADing's ``clip.tokenize`` refuses it (``PADing/third_party/clip.py:
+    202-204``), and so does this function.
+
+    Raises:
+        ValueError: When a prompt needs more than ``context_length`` tokens
+            (start and end of text included); the prompt is named.
+    """
+    from mmseg.utils import tokenizer
+    for prompt in prompts:
+        length = len(tokenizer._tokenizer.encode(prompt)) + 2
+        if length > context_length:
+            raise ValueError(
+                f'The prompt {prompt!r} needs {length} tokens, more than the '
+                f'context length {context_length} of the text encoder; '
+                'shorten the class name.')
+    return tokenizer.tokenize(list(prompts), context_length=context_length)
+
+
+@torch.no_grad()
+def encode_class_names(
+        encoder: torch.nn.Module,
+        class_names: Sequence[str],
+        templates: str | Sequence[str] = DEFAULT_PROMPT_TEMPLATES,
+        progress: bool = False) -> np.ndarray:
+    """Prompt-ensembled, L2-normalised text embeddings of class names.
+
+    Per class, as PADing's ``get_embeddings`` (``PADing_model.py:179-198``):
+    the prompts of :func:`class_prompts` are encoded, and
+    :func:`ensemble_prompt_embeddings` normalises each, averages them and
+    normalises the mean. Computed in float32 (PADing: CLIP's fp16 on a GPU).
+
+    Args:
+        encoder (torch.nn.Module): mmseg ``CLIPTextEncoder`` with weights
+            (anything with its ``encode_text(tokens, normalize)``,
+            ``token_embedding`` and ``positional_embedding``).
+        class_names (Sequence[str]): One embedding per name, used as
+            written; ``', '`` separates variants of a name, whose prompts
+            are averaged together.
+        templates (str | Sequence[str]): A prompt set name
+            (``'imagenet_select'``, PADing's, by default; ``'single'``;
+            ``'vild8'``) or templates with one ``{}`` each.
         progress (bool): Show a progress bar over the classes.
 
     Returns:
         np.ndarray: float32 array (K, output_dims), rows of unit L2 norm.
     """
-    from mmseg.utils import tokenizer
-    _check_templates(templates)
+    _, templates = resolve_prompt_templates(templates)
     if not class_names:
         raise ValueError('No class names to encode.')
     device = encoder.token_embedding.weight.device
@@ -546,15 +689,15 @@ def encode_class_names(encoder: torch.nn.Module,
         bar = ProgressBar(len(class_names))
     rows = []
     for name in class_names:
-        tokens = tokenizer.tokenize(
-            class_prompts(name, templates), context_length=context_length)
+        tokens = tokenize_prompts(class_prompts(name, templates),
+                                  context_length=context_length)
         with warnings.catch_warnings():
             # mmcv's BaseTransformerLayer notes that one causal mask serves
             # every layer: intended here.
             warnings.filterwarnings('ignore', message='Use same attn_mask')
             embeddings = encoder.encode_text(
-                tokens.to(device), normalize=True)
-        rows.append(F.normalize(embeddings.float().mean(dim=0), dim=0).cpu())
+                tokens.to(device), normalize=False)
+        rows.append(ensemble_prompt_embeddings(embeddings).cpu())
         if bar is not None:
             bar.update()
     if bar is not None:
@@ -569,7 +712,7 @@ def build_clip_class_embeddings(
         classes_from: str = 'the given class list',
         num_heads: int | None = None,
         device: str | torch.device = 'cpu',
-        templates: Sequence[str] = PADING_PROMPT_TEMPLATES,
+        templates: str | Sequence[str] = DEFAULT_PROMPT_TEMPLATES,
         progress: bool = False) -> str:
     """Encode class names with a CLIP checkpoint and write the embedding file.
 
@@ -580,19 +723,24 @@ def build_clip_class_embeddings(
         classes_from (str): Where the class list comes from, for ``source``.
         num_heads (int, optional): Attention heads; default ``width // 64``.
         device (str | torch.device): Where the encoder runs.
-        templates (Sequence[str]): Prompt templates; PADing's by default.
+        templates (str | Sequence[str]): Prompt set name or templates
+            (:func:`resolve_prompt_templates`); default PADing's
+            ``'imagenet_select'``.
         progress (bool): Show a progress bar over the classes.
 
     Returns:
-        str: The ``source`` written to the file.
+        str: The ``source`` written to the file (names the prompt set).
     """
+    set_name, templates = resolve_prompt_templates(templates)
     loaded = load_clip_text_encoder(checkpoint, num_heads=num_heads,
                                     device=device)
     embeddings = encode_class_names(loaded.encoder, class_names,
                                     templates=templates, progress=progress)
-    prompts = (f'the {len(templates)} prompt templates of PADing'
-               if tuple(templates) == PADING_PROMPT_TEMPLATES else
-               f'{len(templates)} custom prompt templates')
+    if set_name in PROMPT_TEMPLATE_SET_ORIGINS:
+        prompts = (f"the {len(templates)} prompt template(s) '{set_name}' "
+                   f'({PROMPT_TEMPLATE_SET_ORIGINS[set_name]})')
+    else:
+        prompts = f'{len(templates)} custom prompt template(s)'
     source = (f'CLIP text encoder: {osp.basename(checkpoint)} '
               f'({loaded.checkpoint_format}, sha256 '
               f'{file_sha256(checkpoint)[:16]}; {loaded.config.describe()}); '

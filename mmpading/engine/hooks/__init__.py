@@ -1,3 +1,4 @@
+from .gradient_share_hook import GradientShareHook
 from .random_state_hook import (
     RandomStateHook,
     StateRestoringIterator,
@@ -6,6 +7,6 @@ from .random_state_hook import (
 )
 
 __all__ = [
-    'RandomStateHook', 'StateRestoringIterator', 'capture_random_state',
-    'restore_random_state'
+    'GradientShareHook', 'RandomStateHook', 'StateRestoringIterator',
+    'capture_random_state', 'restore_random_state'
 ]

@@ -28,8 +28,13 @@ class PADing(TwoStageZeroShotMixin, Mask2Former):
         stage (int): 1 or 2. Defaults to 1.
         zero_shot (dict, optional): :class:`ZeroShotLearner` config;
             required in stage 2.
+        segmenter_amp (bool): Under AMP, run stage 2's frozen forward and
+            matching under autocast too, as the reference does
+            (:class:`TwoStageZeroShotMixin`); False: in full precision.
+            Defaults to True.
         **kwargs: Arguments of :class:`mmdet.models.Mask2Former`; the
-            panoptic head must be a ``ZeroShotMask2FormerHead``.
+            panoptic head must be a ``ZeroShotMask2FormerHead`` (its
+            ``query_class_cost`` sets stage 2's matching class cost).
     """
 
     zero_shot_head_name = 'panoptic_head'
@@ -39,9 +44,11 @@ class PADing(TwoStageZeroShotMixin, Mask2Former):
                  *args,
                  stage: int = 1,
                  zero_shot: OptConfigType = None,
+                 segmenter_amp: bool = True,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._init_two_stage(stage, zero_shot, self.num_classes)
+        self._init_two_stage(stage, zero_shot, self.num_classes,
+                             segmenter_amp=segmenter_amp)
 
     def frozen_modules(self) -> list[nn.Module]:
         """The segmenter modules stage 2 keeps frozen."""

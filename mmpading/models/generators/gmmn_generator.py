@@ -8,6 +8,11 @@ from mmpading.registry import MODELS
 
 from .base_generator import BaseFeatureGenerator
 
+GMMN_INIT_MODES = ('reference', 'xavier')
+# GMMNnetwork.init_weights fills every bias of the MLP with 0.01
+# (PADing/utils/network_utils.py:25).
+GMMN_REFERENCE_BIAS = 0.01
+
 
 @MODELS.register_module()
 class GMMNGenerator(BaseFeatureGenerator):
@@ -20,6 +25,14 @@ class GMMNGenerator(BaseFeatureGenerator):
     :class:`PrimitiveGenerator`, so a config swaps one for the other by
     ``type``.
 
+    The MLP is the reference's ``GMMNnetwork``
+    (``PADing/utils/network_utils.py:5-48`` in heshuting555/PADing, which
+    defines it but does not build it): ``cat((embedding, noise))``, one
+    hidden block ``Linear - LeakyReLU(0.2) - Dropout(0.4)``, then a linear,
+    Xavier-uniform weights and biases filled with 0.01. The semantic
+    projection in front of it plays the role of the reference's
+    ``fc_projection`` (``PADing/PADing_model.py:146``), a plain nn.Linear.
+
     Args:
         semantic_dim (int): Dimension D_sem of the semantic embeddings.
         feat_dim (int): Output dimension. Defaults to 256.
@@ -30,8 +43,14 @@ class GMMNGenerator(BaseFeatureGenerator):
         with_noise (bool): Draw noise when ``forward(noise=None)``.
             Defaults to True.
         noise_std (float): Standard deviation of the noise. Defaults to 1.0.
-        init_cfg (dict | list[dict], optional): Initialisation config; by
-            default linear weights are Xavier-uniform.
+        init_mode (str): ``'reference'`` (default): the MLP's linears
+            Xavier-uniform with biases 0.01 (``GMMNnetwork.init_weights``,
+            ``network_utils.py:22-25``) and ``semantic_proj`` as PyTorch
+            initialises nn.Linear (kaiming-uniform weight, uniform bias).
+            ``'xavier'``: every linear, ``semantic_proj`` included,
+            Xavier-uniform with zero bias (the former init).
+        init_cfg (dict | list[dict], optional): Initialisation config of
+            mmengine, applied by ``init_weights`` on top of ``init_mode``.
     """
 
     def __init__(self,
@@ -42,6 +61,7 @@ class GMMNGenerator(BaseFeatureGenerator):
                  dropout: float = 0.4,
                  with_noise: bool = True,
                  noise_std: float = 1.0,
+                 init_mode: str = 'reference',
                  init_cfg: dict | list[dict] | None = None) -> None:
         super().__init__(
             semantic_dim=semantic_dim,
@@ -57,15 +77,29 @@ class GMMNGenerator(BaseFeatureGenerator):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(
                 f'GMMNGenerator: dropout must be in [0, 1), got {dropout}')
+        if init_mode not in GMMN_INIT_MODES:
+            raise ValueError(f'GMMNGenerator: init_mode must be one of '
+                             f'{GMMN_INIT_MODES}, got {init_mode!r}')
         self.noise_dim = noise_dim
+        self.init_mode = init_mode
         self.mlp = nn.Sequential(
             nn.Linear(feat_dim + noise_dim, hidden_dim),
             nn.LeakyReLU(0.2, inplace=True), nn.Dropout(dropout),
             nn.Linear(hidden_dim, feat_dim))
-        for module in self.modules():
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        if self.init_mode == 'xavier':
+            mlp_bias, modules = 0.0, list(self.modules())
+        else:
+            # network_utils.py:22-25 initialises the MLP only; the
+            # projection stays a default nn.Linear like fc_projection.
+            self.semantic_proj.reset_parameters()
+            mlp_bias, modules = GMMN_REFERENCE_BIAS, list(self.mlp.modules())
+        for module in modules:
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+                nn.init.constant_(module.bias, mlp_bias)
 
     def forward(self,
                 semantic_embeddings: Tensor,

@@ -4,6 +4,10 @@ A synthetic class embedding is assembled from a bank of learned primitives:
 the projected semantic embedding queries the bank through a small post-norm
 transformer decoder, and Gaussian noise injected in every layer makes the
 generator produce a distribution of features per class rather than a point.
+
+The layer follows the reference's ``TransformerDecoderLayer.forward_post``
+(``PADing/modeling/transformer_decoder/transformer.py:262-293`` in
+heshuting555/PADing), built by ``PADing/PADing_model.py:146-150``.
 """
 from __future__ import annotations
 
@@ -16,6 +20,45 @@ from mmpading.registry import MODELS
 
 from .base_generator import BaseFeatureGenerator
 
+INIT_MODES = ('reference', 'torch_default', 'xavier')
+
+
+def mha_in_proj_bound(embed_dim: int) -> float:
+    """Bound of the uniform init of ``nn.MultiheadAttention``'s in-projection.
+
+    PyTorch initialises the packed (3C, C) ``in_proj_weight`` with
+    ``xavier_uniform_`` (fan_in C, fan_out 3C), so each of the q/k/v slices
+    is uniform on (-b, b) with ``b = sqrt(6 / (C + 3C))``.
+
+    Args:
+        embed_dim (int): Channels C.
+
+    Returns:
+        float: The bound b.
+    """
+    return math.sqrt(6.0 / (embed_dim + 3 * embed_dim))
+
+
+def _init_like_mha_in_proj(linear: nn.Linear) -> None:
+    """One q/k/v slice of ``nn.MultiheadAttention``: Xavier on (3C, C), 0."""
+    bound = mha_in_proj_bound(linear.in_features)
+    nn.init.uniform_(linear.weight, -bound, bound)
+    nn.init.zeros_(linear.bias)
+
+
+def _init_like_mha_out_proj(linear: nn.Linear) -> None:
+    """``nn.MultiheadAttention.out_proj``: nn.Linear's weight, zero bias."""
+    linear.reset_parameters()
+    nn.init.zeros_(linear.bias)
+
+
+def _init_xavier(module: nn.Module) -> None:
+    """The former init of mmpading: Xavier-uniform linears, zero biases."""
+    for child in module.modules():
+        if isinstance(child, nn.Linear):
+            nn.init.xavier_uniform_(child.weight)
+            nn.init.zeros_(child.bias)
+
 
 class PrimitiveCrossAttention(nn.Module):
     """Multi-head attention of N queries over a shared bank of P primitives.
@@ -26,6 +69,11 @@ class PrimitiveCrossAttention(nn.Module):
     the assembly weights. The softmax runs in fp32 even under autocast. The
     returned weights are taken before attention dropout, so each row is a
     distribution over the primitives.
+
+    Apart from sharing the projected bank, this is the reference's
+    ``multihead_attn`` (``nn.MultiheadAttention(C, H, dropout)``,
+    ``transformer.py:243,279-285``): queries scaled by ``1/sqrt(C/H)``,
+    softmax over the bank, dropout on the weights, ``out_proj``.
 
     Args:
         embed_dim (int): Channels C of queries and primitives.
@@ -46,6 +94,17 @@ class PrimitiveCrossAttention(nn.Module):
         self.v_proj = nn.Linear(embed_dim, embed_dim)
         self.out_proj = nn.Linear(embed_dim, embed_dim)
         self.attn_drop = nn.Dropout(dropout)
+
+    def reset_parameters(self) -> None:
+        """Initialise like ``nn.MultiheadAttention._reset_parameters``.
+
+        q/k/v weights uniform on (-b, b), ``b = sqrt(6 / 4C)`` (Xavier on the
+        packed (3C, C) in-projection), in-projection biases 0; ``out_proj``
+        weight as nn.Linear (kaiming-uniform, bound ``1/sqrt(C)``), bias 0.
+        """
+        for linear in (self.q_proj, self.k_proj, self.v_proj):
+            _init_like_mha_in_proj(linear)
+        _init_like_mha_out_proj(self.out_proj)
 
     def forward(self, query: Tensor, primitives: Tensor) -> tuple[Tensor,
                                                                    Tensor]:
@@ -85,23 +144,39 @@ class PrimitiveAssemblyLayer(nn.Module):
 
     The query sequence has length one (one semantic embedding per feature),
     so the softmax of the self-attention is over a single key and equals 1:
-    self-attention reduces exactly to ``out_proj(v_proj(x))``, which is what
-    this layer computes (the query/key projections of a generic attention
-    module would receive no gradient).
+    self-attention reduces to ``out_proj(a * v_proj(x))`` with ``a`` the
+    attention weight, which is what this layer computes (the query/key
+    projections of a generic attention module would receive no gradient).
+    In training, the reference's ``nn.MultiheadAttention(C, H, dropout)``
+    (``transformer.py:242,274-276``) drops that weight like any attention
+    weight: per feature and per head, ``a`` is 0 with probability
+    ``dropout`` and ``1 / (1 - dropout)`` otherwise, so whole heads of the
+    value are zeroed (the ``out_proj`` bias stays). This comes on top of
+    the residual dropout ``dropout1``. ``self_attn_weight_dropout=False``
+    keeps ``a = 1`` (the former behaviour); in eval mode both are the same.
 
     Args:
         embed_dim (int): Channels C.
-        num_heads (int): Heads of the cross-attention.
+        num_heads (int): Heads H of both attentions.
         ffn_dim (int): Hidden channels of the FFN.
         dropout (float): Dropout of the residual branches, the FFN and the
-            assembly weights.
+            attention weights.
+        self_attn_weight_dropout (bool): Drop the self-attention's weight
+            per feature and head in training, like ``nn.MultiheadAttention``.
+            Defaults to True (the reference).
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, ffn_dim: int,
-                 dropout: float) -> None:
+    def __init__(self,
+                 embed_dim: int,
+                 num_heads: int,
+                 ffn_dim: int,
+                 dropout: float,
+                 self_attn_weight_dropout: bool = True) -> None:
         super().__init__()
         self.self_attn_value = nn.Linear(embed_dim, embed_dim)
         self.self_attn_out = nn.Linear(embed_dim, embed_dim)
+        self.self_attn_weight_dropout = self_attn_weight_dropout
+        self.self_attn_drop = nn.Dropout(dropout)
         self.cross_attn = PrimitiveCrossAttention(embed_dim, num_heads,
                                                   dropout)
         self.ffn = nn.Sequential(
@@ -113,6 +188,54 @@ class PrimitiveAssemblyLayer(nn.Module):
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
+
+    def reset_parameters(self, init_mode: str = 'reference') -> None:
+        """Initialise the layer.
+
+        Args:
+            init_mode (str): ``'reference'`` / ``'torch_default'``: what
+                PyTorch gives the reference's modules: the self-attention's
+                value projection and the cross-attention as
+                ``nn.MultiheadAttention`` (see
+                :meth:`PrimitiveCrossAttention.reset_parameters`), the
+                self-attention's output projection as its ``out_proj``
+                (nn.Linear weight, zero bias), the FFN as ``nn.Linear``
+                (kaiming-uniform weights, uniform biases of bound
+                ``1/sqrt(fan_in)``), LayerNorms ones / zeros. ``'xavier'``:
+                every linear Xavier-uniform with zero bias (the former
+                init).
+        """
+        if init_mode == 'xavier':
+            _init_xavier(self)
+            return
+        _init_like_mha_in_proj(self.self_attn_value)
+        _init_like_mha_out_proj(self.self_attn_out)
+        self.cross_attn.reset_parameters()
+        for module in (self.ffn[0], self.ffn[3], self.norm1, self.norm2,
+                       self.norm3):
+            module.reset_parameters()
+
+    def self_attention(self, x: Tensor) -> Tensor:
+        """Self-attention of a length-one sequence, before ``dropout1``.
+
+        Args:
+            x (Tensor): Queries, shape (N, C).
+
+        Returns:
+            Tensor: ``out_proj(a * v_proj(x))``, shape (N, C), with ``a`` the
+            (dropped, in training) attention weight per feature and head.
+        """
+        value = self.self_attn_value(x)
+        if self.self_attn_weight_dropout and self.training and \
+                self.self_attn_drop.p > 0:
+            num_heads = self.cross_attn.num_heads
+            # The softmax over one key is exactly 1; dropping it is what
+            # nn.MultiheadAttention does to its (N * H, 1, 1) weights.
+            weight = self.self_attn_drop(
+                value.new_ones(value.shape[0], num_heads, 1))
+            value = (value.view(value.shape[0], num_heads, -1) *
+                     weight).view_as(value)
+        return self.self_attn_out(value)
 
     def forward(self, x: Tensor, primitives: Tensor,
                 noise_std: float) -> tuple[Tensor, Tensor]:
@@ -128,8 +251,7 @@ class PrimitiveAssemblyLayer(nn.Module):
             tuple[Tensor, Tensor]: Updated queries (N, C) and assembly
             weights (N, H, P).
         """
-        x = self.norm1(x + self.dropout1(self.self_attn_out(
-            self.self_attn_value(x))))
+        x = self.norm1(x + self.dropout1(self.self_attention(x)))
         assembled, weights = self.cross_attn(x, primitives)
         x = x + self.dropout2(assembled)
         if noise_std > 0:
@@ -161,9 +283,23 @@ class PrimitiveGenerator(BaseFeatureGenerator):
         with_noise (bool): Inject noise when ``forward(noise=None)``.
             Defaults to True.
         noise_std (float): Standard deviation of the noise. Defaults to 1.0.
-        init_cfg (dict | list[dict], optional): Initialisation config; by
-            default linear weights are Xavier-uniform and primitives
-            standard normal.
+        self_attn_weight_dropout (bool): Drop the self-attention's single
+            attention weight in training, per feature and head, as the
+            reference's ``nn.MultiheadAttention`` does; False applies the
+            residual dropout only (the former behaviour). Eval outputs do
+            not depend on it. Defaults to True.
+        init_mode (str): ``'reference'`` (default): every module as PyTorch
+            initialises the reference's (``semantic_proj`` as nn.Linear,
+            attentions as ``nn.MultiheadAttention``, FFN as nn.Linear,
+            LayerNorms ones / zeros, primitives N(0, 1) as ``nn.Embedding``)
+            and all layers start as copies of the first, as the reference's
+            ``_get_clones`` deep-copies one layer (``transformer.py:108,
+            360-361``). ``'torch_default'``: the same per module, each layer
+            drawn independently. ``'xavier'``: Xavier-uniform linears with
+            zero biases, primitives N(0, 1), independent layers (the former
+            init).
+        init_cfg (dict | list[dict], optional): Initialisation config of
+            mmengine, applied by ``init_weights`` on top of ``init_mode``.
 
     Example:
         >>> generator = PrimitiveGenerator(semantic_dim=300)
@@ -183,6 +319,8 @@ class PrimitiveGenerator(BaseFeatureGenerator):
                  dropout: float = 0.1,
                  with_noise: bool = True,
                  noise_std: float = 1.0,
+                 self_attn_weight_dropout: bool = True,
+                 init_mode: str = 'reference',
                  init_cfg: dict | list[dict] | None = None) -> None:
         super().__init__(
             semantic_dim=semantic_dim,
@@ -200,22 +338,37 @@ class PrimitiveGenerator(BaseFeatureGenerator):
             raise ValueError(
                 f'PrimitiveGenerator: dropout must be in [0, 1), got '
                 f'{dropout}')
+        if init_mode not in INIT_MODES:
+            raise ValueError(f'PrimitiveGenerator: init_mode must be one of '
+                             f'{INIT_MODES}, got {init_mode!r}')
         self.num_primitives = num_primitives
         self.num_layers = num_layers
         self.num_heads = num_heads
+        self.init_mode = init_mode
         self.primitives = nn.Parameter(torch.empty(num_primitives, feat_dim))
         self.layers = nn.ModuleList(
-            PrimitiveAssemblyLayer(feat_dim, num_heads, ffn_dim, dropout)
+            PrimitiveAssemblyLayer(feat_dim, num_heads, ffn_dim, dropout,
+                                   self_attn_weight_dropout)
             for _ in range(num_layers))
         self.final_norm = nn.LayerNorm(feat_dim)
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
+        # nn.Embedding's default, the reference's dict_feature
+        # (PADing_model.py:147), and the former init alike.
         nn.init.normal_(self.primitives, std=1.0)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+        if self.init_mode == 'xavier':
+            _init_xavier(self)
+            return
+        # fc_projection (PADing_model.py:146) is a plain nn.Linear.
+        self.semantic_proj.reset_parameters()
+        for layer in self.layers:
+            layer.reset_parameters(self.init_mode)
+        if self.init_mode == 'reference':
+            first = self.layers[0].state_dict()
+            for layer in self.layers[1:]:
+                layer.load_state_dict(first)
+        self.final_norm.reset_parameters()
 
     def forward(
         self,

@@ -1,11 +1,14 @@
 """Mask2Former heads that expose per-query class embeddings."""
 from __future__ import annotations
 
+import copy
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from mmdet.models.dense_heads import Mask2FormerHead
+from mmdet.models.task_modules import ClassificationCost
+from mmdet.registry import TASK_UTILS
 from mmdet.structures import SampleList
 from mmseg.models.decode_heads import Mask2FormerHead as SegMask2FormerHead
 from mmseg.structures import SegDataSample
@@ -42,8 +45,36 @@ class QueryEmbeddingMixin:
     tensor that feeds ``cls_embed``: the decoder output after the
     transformer decoder's final LayerNorm. Mask prediction and the
     upstream losses are unchanged, and ``cls_embed`` keeps serving the
-    Hungarian matcher, so stage-2 matching is that of stage 1.
+    Hungarian matcher.
+
+    :meth:`query_features` (stage 2's matching) may weigh the class cost
+    differently from the training assigner (stage 1's): the PADing
+    reference builds its stage-2 matcher from the stage-2 config, whose
+    class weight is 5.0 for ZSP and ZSS and 2.0 for ZSI, while stage 1
+    uses 2.0 (reference ``PADing/PADing_model.py:213-223``,
+    ``configs/*/PADing.yaml`` ``CLASS_WEIGHT``).
+
+    Args:
+        query_class_cost (float, optional): Weight of the
+            ``ClassificationCost`` in the Hungarian matching of
+            :meth:`query_features`; the mask and dice costs stay those of
+            ``train_cfg.assigner``. None: the training assigner as it is.
+            Defaults to None; the stage-2 configs set the reference's
+            value.
+        *args, **kwargs: Arguments of the upstream head.
     """
+
+    def __init__(self, *args, query_class_cost: float | None = None,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.query_class_cost = query_class_cost
+        # Built once from train_cfg; None: query_features uses the
+        # training assigner.
+        self.query_assigner = None
+        if query_class_cost is not None and self.train_cfg:
+            self.query_assigner = TASK_UTILS.build(
+                _with_class_cost(self.train_cfg['assigner'],
+                                 query_class_cost))
 
     # Set during a forward pass only; None means "do not record".
     _recorded_embeddings: list[Tensor] | None = None
@@ -143,18 +174,32 @@ class QueryEmbeddingMixin:
                        batch_data_samples: SampleList) -> QueryFeatures:
         """Class embeddings of the last layer, matched to ground truth.
 
-        Runs the upstream assigner on the last layer's predictions (class
-        scores of ``cls_embed`` and masks) without computing losses.
+        Runs the Hungarian assigner on the last layer's predictions (class
+        scores of ``cls_embed`` and masks) without computing losses: the
+        training assigner, or with the class cost ``query_class_cost``
+        when that is set.
         """
+        if self.query_class_cost is not None and self.query_assigner is None:
+            raise RuntimeError(
+                'query_class_cost is set but the head was built without '
+                'train_cfg: there is no assigner to match with')
         batch_img_metas, batch_gt_instances = self._gt_for_matching(
             batch_data_samples)
         cls_preds, mask_preds, embeddings = self.forward_with_embeddings(
             x, batch_data_samples)
         num_images = cls_preds[-1].shape[0]
-        labels_list = self.get_targets(
-            [cls_preds[-1][i] for i in range(num_images)],
-            [mask_preds[-1][i] for i in range(num_images)],
-            batch_gt_instances, batch_img_metas)[0]
+        # Upstream's _get_targets_single reads self.assigner.
+        training_assigner = getattr(self, 'assigner', None)
+        if self.query_assigner is not None:
+            self.assigner = self.query_assigner
+        try:
+            labels_list = self.get_targets(
+                [cls_preds[-1][i] for i in range(num_images)],
+                [mask_preds[-1][i] for i in range(num_images)],
+                batch_gt_instances, batch_img_metas)[0]
+        finally:
+            if training_assigner is not None:
+                self.assigner = training_assigner
         return QueryFeatures(embeddings[-1], torch.stack(labels_list),
                              self.num_classes)
 
@@ -189,11 +234,47 @@ class QueryEmbeddingMixin:
         return (classifier or self.cls_embed)(embeddings)
 
 
+def _with_class_cost(assigner: dict, weight: float) -> dict:
+    """A copy of an assigner config with its class cost weighted ``weight``.
+
+    Args:
+        assigner (dict): ``HungarianAssigner`` config with ``match_costs``.
+        weight (float): The new weight of its ``ClassificationCost``.
+
+    Returns:
+        dict: The copy; the other costs are unchanged.
+
+    Raises:
+        ValueError: ``match_costs`` holds no ``ClassificationCost``.
+    """
+    assigner = copy.deepcopy(assigner)
+    costs = assigner.get('match_costs', [])
+    if isinstance(costs, dict):
+        costs = [costs]
+        assigner['match_costs'] = costs
+    found = False
+    for cost in costs:
+        kind = cost.get('type')
+        # 'ClassificationCost', 'mmdet.ClassificationCost' or the class.
+        name = kind.rsplit('.', 1)[-1] if isinstance(kind, str) else None
+        if name == 'ClassificationCost' or (
+                isinstance(kind, type)
+                and issubclass(kind, ClassificationCost)):
+            cost['weight'] = weight
+            found = True
+    if not found:
+        raise ValueError(
+            'query_class_cost needs a ClassificationCost in '
+            f'train_cfg.assigner.match_costs, got {costs!r}')
+    return assigner
+
+
 @MODELS.register_module()
 class ZeroShotMask2FormerHead(QueryEmbeddingMixin, Mask2FormerHead):
     """mmdet's Mask2Former head with class-embedding access.
 
-    Takes the same arguments as :class:`mmdet.models.Mask2FormerHead`.
+    Takes the arguments of :class:`mmdet.models.Mask2FormerHead` and
+    ``query_class_cost`` (:class:`QueryEmbeddingMixin`).
     """
 
     def predict(self,
@@ -227,7 +308,8 @@ class ZeroShotMask2FormerHead(QueryEmbeddingMixin, Mask2FormerHead):
 class ZeroShotMask2FormerSegHead(QueryEmbeddingMixin, SegMask2FormerHead):
     """mmseg's Mask2Former head (semantic configs) with the same additions.
 
-    Takes the same arguments as :class:`mmseg.models.Mask2FormerHead`.
+    Takes the arguments of :class:`mmseg.models.Mask2FormerHead` and
+    ``query_class_cost`` (:class:`QueryEmbeddingMixin`).
     """
 
     def predict(self,

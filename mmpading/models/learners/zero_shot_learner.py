@@ -5,12 +5,14 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from mmengine.dist import get_world_size, is_distributed
 from mmengine.model import BaseModule
 from mmengine.model.wrappers import is_model_wrapper
 from torch import Tensor, nn
 
 from mmpading.datasets.class_embeddings import load_class_embeddings
 from mmpading.datasets.splits import ZeroShotSplit, resolve_split
+from mmpading.models.utils.rank_gather import RowGather, rows_on_this_rank
 from mmpading.registry import MODELS
 
 
@@ -42,17 +44,37 @@ class ZeroShotLearner(BaseModule):
         mmd_loss (dict): Distribution-matching loss config.
         synthetic_cls_weight (float): Weight of the classifier's CE on
             synthetic seen features in the generator step.
+        synthetic_cls_logits (str): The logits of that CE. ``'all'``: all
+            K + 1 (no-object included), as the reference does for ZSP and
+            ZSI; ``'seen'``: the seen classes' only, the targets renumbered
+            among them, as the reference does for ZSS (its
+            ``new_fc(...)[:, :156]`` with the 156 seen classes first,
+            ``PADing/PADing_model.py:353``; for 133 or 65 / 80 classes the
+            slice keeps every logit). Defaults to ``'all'``.
         disentangle_head (dict, optional): PADing's D.
         relation_align_loss (dict, optional): PADing's A.
         lambda_weight (float): lambda of docs/method.md (1e-4 panoptic, 1e-3
             instance / semantic).
         num_unseen_per_iter (int, optional): Unseen synthetic features per
-            classifier step (classes drawn uniformly); None: one per unseen
-            class.
+            classifier step; None: one per unseen class. Defaults to 5.
+        unseen_with_replacement (bool): How those classes are drawn.
+            False: without replacement, as the reference's
+            ``randperm(U)[:n]`` (``PADing/PADing_model.py:434``): n distinct
+            classes, all U once in random order when n >= U. True: n
+            uniform draws with replacement. Defaults to False.
         seen_class_weight (float): CE weight of seen classes.
         unseen_class_weight (float): CE weight of unseen classes.
         no_object_weight (float): CE weight of the no-object class.
         feat_dim (int): Class-embedding dimension C of the segmenter.
+        cross_rank_losses (bool): Under DDP (``forward(...,
+            cross_rank=True)``), compute the losses over the features of
+            all ranks, as one process computes them over the whole batch:
+            MMD, the synthetic CE, the alignment and the disentanglement
+            means over the gathered features, the classifier's weighted CE
+            over all ranks' queries, the U unseen features of the generator
+            step and the unseen draw of the classifier step made once (on
+            rank 0). False: each rank computes them on its own images (the
+            former behaviour). Defaults to True.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -64,14 +86,17 @@ class ZeroShotLearner(BaseModule):
                  generator: dict | None = None,
                  mmd_loss: dict | None = None,
                  synthetic_cls_weight: float = 0.001,
+                 synthetic_cls_logits: str = 'all',
                  disentangle_head: dict | None = None,
                  relation_align_loss: dict | None = None,
                  lambda_weight: float = 1e-4,
                  num_unseen_per_iter: int | None = 5,
+                 unseen_with_replacement: bool = False,
                  seen_class_weight: float = 1.0,
                  unseen_class_weight: float = 5.0,
                  no_object_weight: float = 0.1,
                  feat_dim: int = 256,
+                 cross_rank_losses: bool = True,
                  init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.class_names = list(class_names)
@@ -85,6 +110,10 @@ class ZeroShotLearner(BaseModule):
         self.register_buffer(
             'unseen_ids', torch.tensor(split.unseen_ids(self.class_names)),
             persistent=False)
+        # Class index -> its column among the seen logits (-1: not seen).
+        seen_position = torch.full((num_classes + 1, ), -1)
+        seen_position[self.seen_ids] = torch.arange(len(self.seen_ids))
+        self.register_buffer('seen_position', seen_position, persistent=False)
         embeddings, _ = load_class_embeddings(
             class_embeddings, class_names=self.class_names)
         self.register_buffer(
@@ -116,6 +145,10 @@ class ZeroShotLearner(BaseModule):
             self.generator = MODELS.build(generator)
         self.mmd_loss = MODELS.build(mmd_loss or dict(type='MMDLoss'))
         self.synthetic_cls_weight = synthetic_cls_weight
+        if synthetic_cls_logits not in ('all', 'seen'):
+            raise ValueError("synthetic_cls_logits must be 'all' or 'seen', "
+                             f'got {synthetic_cls_logits!r}')
+        self.synthetic_cls_logits = synthetic_cls_logits
         self.disentangle_head = None
         if disentangle_head is not None:
             disentangle_head = dict(disentangle_head)
@@ -133,6 +166,8 @@ class ZeroShotLearner(BaseModule):
                              'on synthetic features: they need a generator')
         self.lambda_weight = lambda_weight
         self.num_unseen_per_iter = num_unseen_per_iter
+        self.unseen_with_replacement = unseen_with_replacement
+        self.cross_rank_losses = cross_rank_losses
 
         class_weight = torch.full((num_classes + 1, ),
                                   float(seen_class_weight))
@@ -165,78 +200,129 @@ class ZeroShotLearner(BaseModule):
         self.classifier_initialised.fill_(1)
 
     # ----------------------------------------------------------- forward
-    def forward(self, embeddings: Tensor, labels: Tensor,
-                step: str) -> dict[str, Tensor]:
+    def forward(self,
+                embeddings: Tensor,
+                labels: Tensor,
+                step: str,
+                cross_rank: bool = False) -> dict[str, Tensor]:
         """Losses of one training step.
 
         Args:
-            embeddings (Tensor): Frozen class embeddings of all queries,
-                shape (B, Q, C).
+            embeddings (Tensor): Frozen class embeddings of all queries of
+                this process's images, shape (B, Q, C).
             labels (Tensor): Matched class per query, K for no-object,
                 shape (B, Q).
             step (str): ``'generator'`` or ``'classifier'``.
+            cross_rank (bool): The learner runs under DDP, which averages
+                its gradients over the ranks: with ``cross_rank_losses``
+                the losses are computed over the features of all ranks
+                (every rank returns the same values), with gradients such
+                that DDP's average is the gradient of the loss over the
+                whole batch (:mod:`mmpading.models.utils.rank_gather`).
+                No effect on one process.
 
         Returns:
             dict[str, Tensor]: Weighted losses of the step.
         """
+        gather = cross_rank and self.cross_rank_losses
         if step == 'generator':
-            return self.generator_losses(embeddings, labels)
+            return self.generator_losses(embeddings, labels, gather)
         if step == 'classifier':
-            return self.classifier_losses(embeddings, labels)
+            return self.classifier_losses(embeddings, labels, gather)
         raise ValueError(
             f"step must be 'generator' or 'classifier', got {step!r}")
 
-    def generator_losses(self, embeddings: Tensor,
-                         labels: Tensor) -> dict[str, Tensor]:
-        """Generator-step losses (see :meth:`forward` for shapes)."""
+    def generator_losses(self,
+                         embeddings: Tensor,
+                         labels: Tensor,
+                         cross_rank: bool = False) -> dict[str, Tensor]:
+        """Generator-step losses (see :meth:`forward` for the arguments)."""
         if self.generator is None:
             raise RuntimeError('this learner has no generator')
         matched = labels != len(self.class_names)
         real_seen = embeddings[matched].detach().float()
         seen_labels = labels[matched]
-        if real_seen.shape[0] == 0:
+        device = embeddings.device
+        # One process: identities. Under DDP: the rows of all ranks.
+        gather_seen = RowGather(len(seen_labels), device, enabled=cross_rank)
+        if gather_seen.total == 0:
             # Nothing matched in this batch; keep the graph connected.
             zero = sum(p.sum() for p in self.generator.parameters()) * 0
             return dict(loss_mmd=zero)
         semantic = self.class_semantic_embeddings
         with_unseen = self.disentangle_head is not None or \
             self.relation_align_loss is not None
-        # A and D also need unseen features: one generator call for both
-        # (rows are generated independently; one call costs half of two).
-        synthetic_labels = torch.cat([seen_labels, self.unseen_ids]) \
-            if with_unseen else seen_labels
+        # A and D also need unseen features, one per unseen class: one
+        # generator call for both (rows are generated independently; one
+        # call costs half of two). Under DDP rank 0 alone makes them, once
+        # per step as one process does.
+        unseen_labels = self.unseen_ids if with_unseen and \
+            rows_on_this_rank(cross_rank) else self.unseen_ids[:0]
+        gather_unseen = RowGather.from_rank0(
+            len(self.unseen_ids) if with_unseen else 0, device,
+            enabled=cross_rank)
+        num_seen = len(seen_labels)
+
+        def gather_synthetic(rows: Tensor) -> Tensor:
+            """Per-synthetic-feature rows: [all seen; all unseen]."""
+            if not cross_rank:
+                return rows
+            return torch.cat([gather_seen(rows[:num_seen]),
+                              gather_unseen(rows[num_seen:])])
+
+        synthetic_labels = torch.cat([seen_labels, unseen_labels])
         synthetic = self.generator(semantic[synthetic_labels])
-        synthetic_seen = synthetic[:len(seen_labels)]
-        losses = dict(loss_mmd=self.mmd_loss(synthetic_seen, real_seen))
+        synthetic_seen = gather_seen(synthetic[:num_seen])
+        all_seen_labels = gather_seen(seen_labels)
+        losses = dict(
+            loss_mmd=self.mmd_loss(synthetic_seen, gather_seen(real_seen)))
         # The classifier only scores here; its weights are not trained.
         logits = F.linear(synthetic_seen, *self._frozen_linear_params()) \
             if isinstance(self.classifier, nn.Linear) else \
             self._score_without_weight_grads(synthetic_seen)
+        targets = all_seen_labels
+        if self.synthetic_cls_logits == 'seen':
+            # (N, K + 1) -> (N, S); labels -> their column among the seen.
+            logits = logits[:, self.seen_ids]
+            targets = self.seen_position[all_seen_labels]
         losses['loss_synthetic_cls'] = self.synthetic_cls_weight * \
-            F.cross_entropy(logits.float(), seen_labels)
+            F.cross_entropy(logits.float(), targets)
 
         if not with_unseen:
             return losses
         projected = self.generator.semantic_proj(semantic)
+        all_synthetic_labels = gather_synthetic(synthetic_labels)
         related = synthetic
         if self.disentangle_head is not None:
+            # Per-feature terms here, the set means over all ranks' rows.
             related, unrelated = self.disentangle_head(synthetic)
-            for name, value in self.disentangle_head.loss(
-                    synthetic, synthetic_labels, projected, related=related,
-                    unrelated=unrelated).items():
+            per_feature = self.disentangle_head.per_feature_losses(
+                synthetic, synthetic_labels, projected, related, unrelated,
+                self.unseen_ids)
+            for name, value in self.disentangle_head.reduce_losses(
+                    {key: gather_synthetic(rows)
+                     for key, rows in per_feature.items()},
+                    all_synthetic_labels, len(self.class_names),
+                    self.unseen_ids).items():
                 losses[name] = self.lambda_weight * value
         if self.relation_align_loss is not None:
             losses['loss_align'] = self.lambda_weight * \
-                self.relation_align_loss(related, synthetic_labels,
-                                         projected, self.unseen_ids)
+                self.relation_align_loss(gather_synthetic(related),
+                                         all_synthetic_labels, projected,
+                                         self.unseen_ids)
         return losses
 
-    def classifier_losses(self, embeddings: Tensor,
-                          labels: Tensor) -> dict[str, Tensor]:
-        """Classifier-step loss (see :meth:`forward` for shapes)."""
+    def classifier_losses(self,
+                          embeddings: Tensor,
+                          labels: Tensor,
+                          cross_rank: bool = False) -> dict[str, Tensor]:
+        """Classifier-step loss (see :meth:`forward` for the arguments)."""
         features = embeddings.flatten(0, 1).detach()
         labels = labels.flatten()
-        if self.generator is not None and len(self.unseen_ids) > 0:
+        gather = cross_rank and is_distributed()
+        # Under DDP rank 0 alone draws the unseen classes, once per step.
+        if self.generator is not None and len(self.unseen_ids) > 0 and \
+                rows_on_this_rank(gather):
             unseen_labels = self._draw_unseen_labels()
             with torch.no_grad():
                 synthetic = self.generator(
@@ -244,17 +330,33 @@ class ZeroShotLearner(BaseModule):
             features = torch.cat([features, synthetic.to(features.dtype)])
             labels = torch.cat([labels, unseen_labels])
         logits = self.classifier(features)
-        return dict(loss_cls=F.cross_entropy(
-            logits.float(), labels, weight=self.class_weight))
+        if not gather:
+            return dict(loss_cls=F.cross_entropy(
+                logits.float(), labels, weight=self.class_weight))
+        # The weighted mean over all ranks' samples: sum(w * CE) / sum(w).
+        weighted_ce = F.cross_entropy(
+            logits.float(), labels, weight=self.class_weight,
+            reduction='sum')
+        one_per_rank = RowGather(
+            1, features.device, row_counts=[1] * get_world_size())
+        total_weight = one_per_rank(self.class_weight[labels].sum()[None])
+        return dict(loss_cls=one_per_rank(weighted_ce[None]).sum() /
+                    total_weight.sum())
 
     # ----------------------------------------------------------- helpers
     def _draw_unseen_labels(self) -> Tensor:
+        """Unseen classes of one classifier step, shape (n, ) or (U, )."""
         if self.num_unseen_per_iter is None:
             return self.unseen_ids.clone()
-        picks = torch.randint(
-            len(self.unseen_ids), (self.num_unseen_per_iter, ),
-            device=self.unseen_ids.device)
-        return self.unseen_ids[picks]
+        num_unseen = len(self.unseen_ids)
+        if self.unseen_with_replacement:
+            picks = torch.randint(
+                num_unseen, (self.num_unseen_per_iter, ),
+                device=self.unseen_ids.device)
+        else:
+            # As the reference: a CPU permutation, min(n, U) classes.
+            picks = torch.randperm(num_unseen)[:self.num_unseen_per_iter]
+        return self.unseen_ids[picks.to(self.unseen_ids.device)]
 
     def _frozen_linear_params(self) -> tuple[Tensor, Tensor]:
         return self.classifier.weight.detach(), self.classifier.bias.detach()

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmpading.models.utils.class_masks import unseen_class_mask
 from mmpading.registry import MODELS
 
 
@@ -91,30 +92,6 @@ class RelationAlignLoss(nn.Module):
         self.use_unseen_unseen = use_unseen_unseen
         self.use_seen_unseen = use_seen_unseen
 
-    @staticmethod
-    def _unseen_class_mask(unseen_classes: Tensor | Sequence[int] | None,
-                           num_classes: int, device: torch.device) -> Tensor:
-        """A (K,) bool mask of unseen classes from ids or a mask."""
-        mask = torch.zeros(num_classes, dtype=torch.bool, device=device)
-        if unseen_classes is None:
-            return mask
-        unseen = torch.as_tensor(unseen_classes, device=device)
-        if unseen.dtype == torch.bool:
-            if unseen.shape != (num_classes, ):
-                raise ValueError(
-                    'RelationAlignLoss: a boolean unseen_classes mask must '
-                    f'have shape ({num_classes},), one entry per class, got '
-                    f'{tuple(unseen.shape)}')
-            return unseen
-        unseen = unseen.long().flatten()
-        if unseen.numel() and (unseen.min() < 0
-                               or unseen.max() >= num_classes):
-            raise ValueError(
-                'RelationAlignLoss: unseen class ids must be in '
-                f'[0, {num_classes}), got {unseen.tolist()}')
-        mask[unseen] = True
-        return mask
-
     def forward(self,
                 visual_features: Tensor,
                 labels: Tensor,
@@ -140,8 +117,8 @@ class RelationAlignLoss(nn.Module):
         self._check_inputs(visual_features, labels, class_semantic_embeddings)
         device = visual_features.device
         num_classes = class_semantic_embeddings.shape[0]
-        unseen_mask = self._unseen_class_mask(unseen_classes, num_classes,
-                                              device)
+        unseen_mask = unseen_class_mask(
+            unseen_classes, num_classes, device, owner='RelationAlignLoss')
         labels = labels.to(device=device, dtype=torch.long)
         is_unseen = unseen_mask[labels]
         is_seen = ~is_unseen

@@ -31,6 +31,10 @@ class PADingSegmentor(TwoStageZeroShotMixin, EncoderDecoder):
         stage (int): 1 or 2. Defaults to 1.
         zero_shot (dict, optional): :class:`ZeroShotLearner` config;
             required in stage 2.
+        segmenter_amp (bool): Under AMP, run stage 2's frozen forward and
+            matching under autocast too, as the reference does
+            (:class:`TwoStageZeroShotMixin`); False: in full precision.
+            Defaults to True.
         **kwargs: Arguments of :class:`mmseg.models.EncoderDecoder`; the
             decode head must be a ``ZeroShotMask2FormerSegHead``.
     """
@@ -42,9 +46,11 @@ class PADingSegmentor(TwoStageZeroShotMixin, EncoderDecoder):
                  *args,
                  stage: int = 1,
                  zero_shot: OptConfigType = None,
+                 segmenter_amp: bool = True,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._init_two_stage(stage, zero_shot, self.num_classes)
+        self._init_two_stage(stage, zero_shot, self.num_classes,
+                             segmenter_amp=segmenter_amp)
 
     def frozen_modules(self) -> list[nn.Module]:
         """The segmenter modules stage 2 keeps frozen."""

@@ -1,13 +1,21 @@
 """PADing's two stages, shared by the mmdet and mmseg models."""
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
+
 import torch
+from mmengine.model.wrappers import is_model_wrapper
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor, nn
 
 from mmpading.registry import MODELS
 
 from ..learners.zero_shot_learner import ZeroShotLearner, unwrap_learner
+from .gradient_share import GradientShare, generator_gradient_share
+
+if TYPE_CHECKING:
+    from ..heads.zero_shot_mask2former_head import QueryFeatures
 
 # In stage 2, MMSeparateDistributedDataParallel wraps the learner in DDP;
 # torch's state_dict() then names its entries zero_shot.module.*.
@@ -53,7 +61,30 @@ class TwoStageZeroShotMixin:
     A subclass names the head that holds ``cls_embed`` and
     ``query_features`` (``zero_shot_head_name``), lists its frozen modules
     and may convert its data samples for the head's matching.
+
+    Under mixed precision (``AmpOptimWrapper``, ``tools/train.py --amp``)
+    the frozen segmenter's forward and the matching run inside the first
+    step's ``optim_context`` (autocast), as the reference runs its whole
+    stage-2 forward under ``autocast()`` (``engine_ours/train_loop.py:
+    602-604``); ``segmenter_amp=False`` keeps them in full precision.
+    Without AMP the context does nothing.
+
+    On request (:meth:`request_gradient_share`, which
+    :class:`~mmpading.engine.hooks.GradientShareHook` makes every N
+    iterations) the next stage-2 step first measures each generator loss
+    term's gradient norm on its batch (:func:`~mmpading.models.utils.
+    gradient_share.generator_gradient_share`: same weights, same dropout
+    masks as the step, nothing of the step changed);
+    :meth:`pop_gradient_share` returns it. Steps without a request do no
+    extra work.
     """
+
+    #: Whether the frozen forward shares the learner's autocast context.
+    segmenter_amp: bool = True
+    #: Whether the next stage-2 step measures the gradient share.
+    _gradient_share_requested: bool = False
+    #: The last measurement, until popped.
+    _gradient_share: GradientShare | None = None
 
     #: Attribute of the head with ``cls_embed`` and ``query_features``.
     zero_shot_head_name: str
@@ -61,7 +92,8 @@ class TwoStageZeroShotMixin:
     class_count_keys: str
 
     def _init_two_stage(self, stage: int, zero_shot: dict | None,
-                        num_classes: int) -> None:
+                        num_classes: int,
+                        segmenter_amp: bool = True) -> None:
         if stage not in (1, 2):
             raise ValueError(f'stage must be 1 or 2, got {stage!r}')
         head = self.zero_shot_head
@@ -72,6 +104,7 @@ class TwoStageZeroShotMixin:
                 f'Head or ZeroShotMask2FormerSegHead), got '
                 f'{type(head).__name__}')
         self.stage = stage
+        self.segmenter_amp = segmenter_amp
         self.stage1_checkpoint_loaded = False
         self.zero_shot = None
         if stage == 1:
@@ -188,6 +221,36 @@ class TwoStageZeroShotMixin:
         """Data samples in the form the head's matching reads."""
         return data_samples
 
+    def frozen_query_features(
+            self, data: dict,
+            precision: AbstractContextManager | None = None
+    ) -> QueryFeatures:
+        """Stage 2's frozen forward: query embeddings and matched labels.
+
+        Args:
+            data (dict): A batch after ``data_preprocessor(data, True)``.
+            precision (context manager, optional): The autocast context of
+                the forward (the first step's ``optim_context`` under AMP).
+
+        Returns:
+            QueryFeatures: ``embeddings`` (B, Q, C) and ``labels`` (B, Q),
+            K for no-object; computed without gradients.
+        """
+        with torch.no_grad(), precision or nullcontext():
+            feats = self.extract_feat(data['inputs'])
+            return self.zero_shot_head.query_features(
+                feats, self.matching_samples(data['data_samples']))
+
+    def request_gradient_share(self) -> None:
+        """Measure the generator's gradient share in the next step."""
+        self._gradient_share_requested = True
+
+    def pop_gradient_share(self) -> GradientShare | None:
+        """The last measurement (None if none since the last pop; also
+        None for a batch without matched queries), then forget it."""
+        share, self._gradient_share = self._gradient_share, None
+        return share
+
     def train_step(self, data: dict | tuple | list,
                    optim_wrapper: OptimWrapper | OptimWrapperDict
                    ) -> dict[str, Tensor]:
@@ -206,21 +269,36 @@ class TwoStageZeroShotMixin:
                 'a `generator`) wrapper: set optim_wrapper.constructor='
                 "'PADingOptimWrapperConstructor' in the config")
         data = self.data_preprocessor(data, True)
-        with torch.no_grad():
-            feats = self.extract_feat(data['inputs'])
-            query_features = self.zero_shot_head.query_features(
-                feats, self.matching_samples(data['data_samples']))
-        self._init_classifier_once()
-
-        log_vars: dict[str, Tensor] = {}
         steps = ['classifier']
         if self.learner.generator is not None:
             steps.insert(0, 'generator')
+        # The first step's autocast under AMP (self is no DDP module, so
+        # the context adds no no_sync); a no-op otherwise.
+        precision = optim_wrapper[steps[0]].optim_context(self) \
+            if self.segmenter_amp else nullcontext()
+        query_features = self.frozen_query_features(data, precision)
+        self._init_classifier_once()
+        if self._gradient_share_requested:
+            self._gradient_share_requested = False
+            if self.learner.generator is not None:
+                # Before the generator step: the gradient it applies.
+                self._gradient_share = generator_gradient_share(
+                    self.learner, query_features.embeddings,
+                    query_features.labels)
+
+        # Under DDP the learner's losses cover the features of all ranks
+        # (ZeroShotLearner.cross_rank_losses), as one process's over the
+        # whole batch.
+        cross_rank = is_model_wrapper(self.zero_shot)
+        log_vars: dict[str, Tensor] = {}
         for step in steps:
             wrapper = optim_wrapper[step]
             with wrapper.optim_context(self.zero_shot):
-                losses = self.zero_shot(query_features.embeddings,
-                                        query_features.labels, step=step)
+                losses = self.zero_shot(
+                    query_features.embeddings,
+                    query_features.labels,
+                    step=step,
+                    cross_rank=cross_rank)
             parsed, step_log = self.parse_losses(losses)
             wrapper.update_params(parsed)
             prefix = 'gen' if step == 'generator' else 'cls'

@@ -65,6 +65,20 @@ def test_clip(tiny_clip, tmp_path):
                                encode_class_names(loaded.encoder, names),
                                atol=1e-6)
 
+    # The former default set, by name; the default is PADing's.
+    out_vild8 = tmp_path / 'clip_vild8.json'
+    result = _run('clip', '--checkpoint', tiny_clip['openai_pt'],
+                  '--classes', str(classes), '--out', str(out_vild8),
+                  '--num-heads', '2', '--templates', 'vild8')
+    assert result.returncode == 0, result.stderr
+    assert "'vild8'" in result.stdout
+    np.testing.assert_allclose(
+        load_class_embeddings(str(out_vild8), dim=32)[0],
+        encode_class_names(loaded.encoder, names, templates='vild8'),
+        atol=1e-6)
+    with open(out, encoding='utf-8') as file:
+        assert "'imagenet_select'" in file.read()
+
     # A data set name as the class list, mmseg-format weights.
     out = tmp_path / 'clip_zsi.json'
     result = _run('clip', '--checkpoint', tiny_clip['mmseg_state_dict_pth'],

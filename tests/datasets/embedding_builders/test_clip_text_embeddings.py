@@ -13,15 +13,46 @@ import torch.nn.functional as F
 
 from mmpading.datasets.class_embeddings import load_class_embeddings
 from mmpading.datasets.embedding_builders import (
+    DEFAULT_PROMPT_TEMPLATES,
     PADING_PROMPT_TEMPLATES,
+    PROMPT_TEMPLATE_SETS,
     build_clip_class_embeddings,
     class_prompts,
     encode_class_names,
+    ensemble_prompt_embeddings,
     load_clip_text_encoder,
     openai_to_mmseg_key,
     prompt_variants,
     read_clip_text_weights,
+    resolve_prompt_templates,
 )
+
+# Data copied from the reference, heshuting555/PADing
+# PADing/third_party/imagenet_templates.py:88-97 (IMAGENET_TEMPLATES_SELECT,
+# selected by PADing/PADing_model.py:167-171).
+REFERENCE_IMAGENET_TEMPLATES_SELECT = [
+    'itap of a {}.',
+    'a bad photo of the {}.',
+    'a origami {}.',
+    'a photo of the large {}.',
+    'a {} in a video game.',
+    'art of the {}.',
+    'a photo of the small {}.',
+    'A photo of a {} in the scene',
+]
+# PADing/PADing_model.py:175 (prompt_ensemble_type == "single").
+REFERENCE_SINGLE = ['A photo of a {} in the scene']
+# mmpading's former default (first 8 ViLD-style templates), kept as 'vild8'.
+FORMER_DEFAULT_TEMPLATES = [
+    'a photo of a {}.',
+    'This is a photo of a {}',
+    'There is a {} in the scene',
+    'There is the {} in the scene',
+    'a photo of a {} in the scene',
+    'a photo of a small {}.',
+    'a photo of a medium {}.',
+    'a photo of a large {}.',
+]
 
 NAMES = ['cat', 'traffic light', 'tv, monitor', 'sky-other-merged']
 
@@ -43,16 +74,135 @@ def encoders(tiny_clip):
     }
 
 
-def test_pading_templates():
-    assert len(PADING_PROMPT_TEMPLATES) == 8
-    assert PADING_PROMPT_TEMPLATES[0] == 'a photo of a {}.'
-    assert all(t.count('{}') == 1 for t in PADING_PROMPT_TEMPLATES)
+def test_default_templates_are_the_references():
+    assert DEFAULT_PROMPT_TEMPLATES == 'imagenet_select'
+    assert list(PROMPT_TEMPLATE_SETS['imagenet_select']) == \
+        REFERENCE_IMAGENET_TEMPLATES_SELECT
+    assert list(PADING_PROMPT_TEMPLATES) == \
+        REFERENCE_IMAGENET_TEMPLATES_SELECT
+    assert list(PROMPT_TEMPLATE_SETS['single']) == REFERENCE_SINGLE
+    assert list(PROMPT_TEMPLATE_SETS['vild8']) == FORMER_DEFAULT_TEMPLATES
+    # Defaults everywhere: the reference's set, in the reference's order.
     assert class_prompts('cat') == [
-        t.format('cat') for t in PADING_PROMPT_TEMPLATES
+        t.format('cat') for t in REFERENCE_IMAGENET_TEMPLATES_SELECT
     ]
+    assert class_prompts('cat', 'vild8')[0] == 'a photo of a cat.'
+
+
+def test_resolve_prompt_templates():
+    assert resolve_prompt_templates() == (
+        'imagenet_select', tuple(REFERENCE_IMAGENET_TEMPLATES_SELECT))
+    assert resolve_prompt_templates('vild8') == (
+        'vild8', tuple(FORMER_DEFAULT_TEMPLATES))
+    # A known set given as a list is recognised; others are custom.
+    assert resolve_prompt_templates(FORMER_DEFAULT_TEMPLATES)[0] == 'vild8'
+    assert resolve_prompt_templates(['a {}']) == ('custom', ('a {}', ))
+    with pytest.raises(ValueError, match="Did you mean 'imagenet_select'"):
+        resolve_prompt_templates('imagenet_selct')
+    with pytest.raises(ValueError, match='must be given as a list'):
+        resolve_prompt_templates('a photo of a {}')
+    with pytest.raises(ValueError, match='exactly one'):
+        resolve_prompt_templates(['no slot'])
+    with pytest.raises(ValueError, match='At least one'):
+        resolve_prompt_templates([])
+
+
+def test_class_names_as_written_and_template_major_variants():
+    """PADing_model.py:183-190: no suffix stripped, template-major order."""
     assert prompt_variants('tv, monitor') == ['tv', 'monitor']
     assert prompt_variants('wall-concrete') == ['wall-concrete']
-    assert len(class_prompts('tv, monitor')) == 16
+    assert class_prompts('sky-other-merged')[0] == \
+        'itap of a sky-other-merged.'
+    assert class_prompts('door-stuff')[-1] == \
+        'A photo of a door-stuff in the scene'
+    assert class_prompts('tv, monitor') == [
+        t.format(v) for t in REFERENCE_IMAGENET_TEMPLATES_SELECT
+        for v in ('tv', 'monitor')
+    ]
+    assert class_prompts('tv, monitor')[:3] == [
+        'itap of a tv.', 'itap of a monitor.', 'a bad photo of the tv.'
+    ]
+
+
+class FakeTextEncoder(torch.nn.Module):
+    """Stand-in for CLIPTextEncoder: prompt embeddings of unequal norms.
+
+    The embedding of a prompt is the sum of its words' token vectors times
+    its word count squared, so the norms differ a lot between prompts and
+    normalising before or after averaging gives different results. The
+    token tensors it is given are recorded.
+    """
+
+    def __init__(self, dim: int = 6):
+        super().__init__()
+        generator = torch.Generator().manual_seed(3)
+        self.token_embedding = torch.nn.Embedding(49408, dim)
+        with torch.no_grad():
+            self.token_embedding.weight.copy_(
+                torch.randn(49408, dim, generator=generator))
+        self.positional_embedding = torch.nn.Parameter(torch.zeros(77, dim))
+        self.calls: list[torch.Tensor] = []
+
+    def raw(self, tokens: torch.Tensor) -> torch.Tensor:
+        # Words only: start / end of text (49406, 49407) and padding (0)
+        # are the same in every prompt.
+        words = ((tokens > 0) & (tokens < 49406)).float()
+        count = words.sum(dim=1, keepdim=True)
+        summed = (self.token_embedding(tokens) * words[..., None]).sum(dim=1)
+        return summed * count**2
+
+    def encode_text(self, tokens: torch.Tensor,
+                    normalize: bool = False) -> torch.Tensor:
+        self.calls.append(tokens.clone())
+        x = self.raw(tokens)
+        return F.normalize(x, dim=-1) if normalize else x
+
+
+def test_normalise_each_prompt_then_average_then_renormalise():
+    """PADing_model.py:193-195 on a fake encoder."""
+    from mmseg.utils import tokenizer
+    encoder = FakeTextEncoder()
+    row = encode_class_names(encoder, ['tv, monitor'])[0]
+    prompts = [
+        t.format(v) for t in REFERENCE_IMAGENET_TEMPLATES_SELECT
+        for v in ('tv', 'monitor')
+    ]
+    tokens = tokenizer.tokenize(prompts)
+    # One call with the 16 prompts, in the reference's order.
+    assert len(encoder.calls) == 1
+    assert torch.equal(encoder.calls[0], tokens)
+    raw = encoder.raw(tokens).detach()
+    expected = F.normalize(F.normalize(raw, dim=-1).mean(dim=0), dim=0)
+    np.testing.assert_allclose(row, expected.numpy(), atol=1e-6)
+    assert np.linalg.norm(row) == pytest.approx(1.0, abs=1e-6)
+    # Averaging the raw embeddings (no per-prompt norm) differs.
+    unnormalised = F.normalize(raw.mean(dim=0), dim=0).numpy()
+    assert not np.allclose(row, unnormalised, atol=1e-3)
+    # The helper alone, and its output without the final renormalisation.
+    np.testing.assert_allclose(
+        ensemble_prompt_embeddings(raw).numpy(), expected.numpy(),
+        atol=1e-6)
+    mean_only = F.normalize(raw, dim=-1).mean(dim=0)
+    assert mean_only.norm() < 0.99  # so the renormalisation matters
+    assert not np.allclose(row, mean_only.numpy(), atol=1e-3)
+
+
+def test_named_sets_change_the_embedding():
+    encoder = FakeTextEncoder()
+    default = encode_class_names(encoder, ['cat'])
+    np.testing.assert_array_equal(
+        default, encode_class_names(encoder, ['cat'], 'imagenet_select'))
+    former = encode_class_names(encoder, ['cat'], templates='vild8')
+    np.testing.assert_array_equal(
+        former, encode_class_names(encoder, ['cat'],
+                                   FORMER_DEFAULT_TEMPLATES))
+    assert not np.allclose(default, former, atol=1e-3)
+
+
+def test_too_long_prompts_are_refused_as_the_reference():
+    """PADing's clip.tokenize raises (third_party/clip.py:203-204)."""
+    with pytest.raises(ValueError, match='more than the context length'):
+        encode_class_names(FakeTextEncoder(), [' '.join(['cat'] * 80)])
 
 
 def test_tokenizer_vocabulary_ships_with_mmseg():
@@ -231,7 +381,9 @@ def test_embedding_file_round_trip(tiny_clip, tmp_path):
     source = build_clip_class_embeddings(
         tiny_clip['openai_pt'], NAMES, str(out), classes_from='test list',
         num_heads=2)
-    assert 'OpenAI TorchScript' in source and 'PADing' in source
+    assert 'OpenAI TorchScript' in source
+    assert "prompt template(s) 'imagenet_select'" in source
+    assert 'IMAGENET_TEMPLATES_SELECT' in source
     assert 'test list' in source
     wanted = list(reversed(NAMES))
     loaded, names = load_class_embeddings(str(out), class_names=wanted,

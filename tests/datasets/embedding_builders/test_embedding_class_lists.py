@@ -66,3 +66,21 @@ def test_word2vec_columns_need_a_split_order():
     for name in ('coco', 'zsp_coco'):
         with pytest.raises(ValueError, match='column order'):
             resolve_column_names(name)
+
+
+def test_panoptic_names_are_the_references_prompt_names():
+    """PADing prompts CLIP with detectron2's raw COCO panoptic names.
+
+    Its 14 unseen ZSP classes, as spelled in heshuting555/PADing
+    PADing/data/datasets/register_coco_panoptic_zsp.py:9-24 (the names its
+    get_embeddings receives, suffixes kept), are names of the
+    ``coco_panoptic`` list as they are: nothing is renamed or stripped.
+    """
+    reference_unseen = [
+        'cow', 'giraffe', 'suitcase', 'frisbee', 'skateboard', 'carrot',
+        'scissors', 'cardboard', 'playingfield', 'river', 'road',
+        'tree-merged', 'sky-other-merged', 'grass-merged'
+    ]
+    names = resolve_class_names('coco_panoptic')[0]
+    assert set(reference_unseen) <= set(names)
+    assert {'door-stuff', 'mirror-stuff', 'wall-other-merged'} <= set(names)

@@ -1,8 +1,10 @@
 """PADing's two stages on a tiny generated toy data set."""
+
 import pytest
 import torch
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.runner import Runner, load_checkpoint
 
 from mmpading.testing import tiny_run_options, toy_config
 
@@ -233,3 +235,74 @@ def test_interrupted_stage2_resumes_to_the_same_iteration(
                        saved['zero_shot.classifier.weight'])
     resumed.train()
     assert resumed.iter == uninterrupted.iter == 4
+
+
+@pytest.mark.parametrize('segmenter_amp', [True, False])
+def test_stage2_frozen_forward_shares_the_amp_context(
+        tiny_toy_root, stage1_checkpoint, tmp_path, segmenter_amp,
+        cpu_autocast_wrapper):
+    """Reference: AMPMULTISTEPTrainer runs forward_train_generator, frozen
+    backbone, head and matching included, under autocast()
+    (engine_ours/train_loop.py:602-604)."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cfg = toy_config('pading_toy_stage2', tiny_toy_root, str(tmp_path),
+                     **tiny_run_options(1))
+    cfg.model.segmenter_amp = segmenter_amp
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, stage1_checkpoint, map_location='cpu')
+    model.train()
+    learner = model.learner
+    optim_wrapper = OptimWrapperDict(
+        generator=cpu_autocast_wrapper(torch.optim.Adam(
+            learner.generator.parameters(), lr=1e-4)),
+        classifier=OptimWrapper(torch.optim.SGD(
+            learner.classifier.parameters(), lr=1e-3)))
+    dtypes = []
+    model.backbone.register_forward_hook(
+        lambda module, inputs, output: dtypes.append(output[-1].dtype))
+    loader = Runner.build_dataloader(cfg.train_dataloader)
+    log_vars = model.train_step(next(iter(loader)), optim_wrapper)
+    assert 'cls.loss_cls' in log_vars
+    assert dtypes == [torch.bfloat16 if segmenter_amp else torch.float32]
+
+
+def test_stage2_matches_with_its_own_class_cost(tiny_toy_root,
+                                                stage1_checkpoint, tmp_path):
+    """Reference: the stage-2 matcher's cost_class is the stage-2 config's
+    CLASS_WEIGHT (5.0 for ZSP, PADing_model.py:213-223), stage 1's 2.0."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cfg = toy_config('pading_toy_stage2', tiny_toy_root, str(tmp_path),
+                     **tiny_run_options(1))
+    cfg.model.panoptic_head.query_class_cost = 5.0
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, stage1_checkpoint, map_location='cpu')
+    model.train()
+    head = model.panoptic_head
+    weights = []
+    for assigner in (head.assigner, head.query_assigner):
+        original = assigner.assign
+
+        def assign(*args, _original=original, _assigner=assigner,
+                   **kwargs):
+            weights.append(_assigner.match_costs[0].weight)
+            return _original(*args, **kwargs)
+
+        assigner.assign = assign
+    batch = next(iter(Runner.build_dataloader(cfg.train_dataloader)))
+    optim_wrapper = OptimWrapperDict(
+        generator=OptimWrapper(torch.optim.Adam(
+            model.learner.generator.parameters(), lr=1e-4)),
+        classifier=OptimWrapper(torch.optim.SGD(
+            model.learner.classifier.parameters(), lr=1e-3)))
+    model.train_step(batch, optim_wrapper)
+    assert weights == [5.0] * len(batch['data_samples'])
+    # The stage-1 losses (the upstream loss) keep the training assigner.
+    weights.clear()
+    data = model.data_preprocessor(batch, True)
+    with torch.no_grad():
+        head.loss(model.extract_feat(data['inputs']), data['data_samples'])
+    assert weights and set(weights) == {2.0}

@@ -54,3 +54,43 @@ def test_wrong_semantic_dim_names_expected_and_found():
         generator(torch.randn(2, 512))
     with pytest.raises(ValueError, match='dropout'):
         GMMNGenerator(semantic_dim=3, dropout=1.5)
+
+
+def xavier_bound(linear) -> float:
+    return (6.0 / (linear.in_features + linear.out_features))**0.5
+
+
+def test_default_init_follows_the_reference_gmmn():
+    """GMMNnetwork.init_weights (PADing/utils/network_utils.py:22-25)."""
+    torch.manual_seed(0)
+    generator = GMMNGenerator(semantic_dim=300)
+    assert generator.init_mode == 'reference'
+    for linear in (generator.mlp[0], generator.mlp[3]):
+        bound = xavier_bound(linear)
+        assert linear.weight.abs().max().item() <= bound
+        assert linear.weight.abs().max().item() >= 0.95 * bound
+        assert linear.weight.std().item() == pytest.approx(
+            bound / 3**0.5, rel=0.03)
+        assert (linear.bias == 0.01).all()
+    # The projection is a default nn.Linear like fc_projection
+    # (PADing_model.py:146): kaiming-uniform, non-zero uniform bias.
+    proj = generator.semantic_proj
+    bound = 1 / 300**0.5
+    assert proj.weight.abs().max().item() <= bound
+    assert proj.weight.std().item() == pytest.approx(bound / 3**0.5,
+                                                     rel=0.03)
+    assert (proj.bias != 0).all() and proj.bias.abs().max() <= bound
+
+
+def test_xavier_init_mode_restores_the_former_init():
+    torch.manual_seed(0)
+    generator = GMMNGenerator(semantic_dim=300, init_mode='xavier')
+    for linear in (generator.semantic_proj, generator.mlp[0],
+                   generator.mlp[3]):
+        bound = xavier_bound(linear)
+        assert linear.weight.abs().max().item() <= bound
+        assert linear.weight.std().item() == pytest.approx(
+            bound / 3**0.5, rel=0.03)
+        assert (linear.bias == 0).all()
+    with pytest.raises(ValueError, match='init_mode'):
+        GMMNGenerator(semantic_dim=3, init_mode='torch_default')

@@ -9,6 +9,7 @@ from mmengine.registry import DefaultScope, init_default_scope
 from mmengine.structures import InstanceData, PixelData
 from mmseg import registry as mmseg_registry
 from mmseg.structures import SegDataSample
+from scipy.optimize import linear_sum_assignment
 
 import mmpading  # noqa: F401
 from mmpading.registry import MODELS
@@ -110,11 +111,8 @@ def test_seg_head_embeddings_and_prediction_with_another_classifier():
     assert (replaced.argmax(1) == 2).all()
 
 
-def test_det_head_query_features_label_matched_segments():
-    init_default_scope('mmdet')
-    head = MODELS.build(
-        head_cfg('ZeroShotMask2FormerHead', num_things_classes=3,
-                 num_stuff_classes=1))
+def det_samples() -> list:
+    """Two images: things [0, 2] and [1], each with a stuff region (3)."""
     samples = []
     for labels in ([0, 2], [1]):
         sample = DetDataSample(metainfo=dict(
@@ -130,7 +128,15 @@ def test_det_head_query_features_label_matched_segments():
         sem[:, 50:, :] = 3  # a stuff region
         sample.gt_sem_seg = PixelData(sem_seg=sem)
         samples.append(sample)
-    query_features = head.query_features(features(), samples)
+    return samples
+
+
+def test_det_head_query_features_label_matched_segments():
+    init_default_scope('mmdet')
+    head = MODELS.build(
+        head_cfg('ZeroShotMask2FormerHead', num_things_classes=3,
+                 num_stuff_classes=1))
+    query_features = head.query_features(features(), det_samples())
     assert query_features.embeddings.shape == (2, 6, FEAT)
     assert sorted(query_features.labels[0][
         query_features.matched[0]].tolist()) == [0, 2, 3]
@@ -162,3 +168,89 @@ def test_heads_build_from_an_outside_config(tmp_path, scope):
                           ('seg_head', 'ZeroShotMask2FormerSegHead')):
             head = upstream.MODELS.build(cfg[key])
             assert type(head).__name__ == name
+
+
+def record_class_costs(*assigners) -> list:
+    """Patch ``assign`` of each assigner to log its class-cost weight."""
+    weights = []
+    for assigner in assigners:
+        original = assigner.assign
+
+        def assign(*args, _original=original, _assigner=assigner,
+                   **kwargs):
+            (cost, ) = [c for c in _assigner.match_costs
+                        if type(c).__name__ == 'ClassificationCost']
+            weights.append(cost.weight)
+            return _original(*args, **kwargs)
+
+        assigner.assign = assign
+    return weights
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
+def test_query_class_cost_weighs_stage2_matching_only(scope):
+    """Reference: stage 2 matches with its own CLASS_WEIGHT (5.0 ZSP / ZSS),
+    stage 1 with 2.0 (PADing_model.py:213-223, configs/*/PADing.yaml)."""
+    init_default_scope(scope)
+    kind = dict(num_things_classes=3, num_stuff_classes=1) \
+        if scope == 'mmdet' else dict(num_classes=4, align_corners=False)
+    name = 'ZeroShotMask2FormerHead' if scope == 'mmdet' else \
+        'ZeroShotMask2FormerSegHead'
+    head = MODELS.build(head_cfg(name, query_class_cost=5.0, **kind))
+    mask_costs = [(type(c).__name__, c.weight)
+                  for c in head.assigner.match_costs[1:]]
+    assert [(type(c).__name__, c.weight)
+            for c in head.query_assigner.match_costs] == \
+        [('ClassificationCost', 5.0)] + mask_costs
+    weights = record_class_costs(head.assigner, head.query_assigner)
+    samples = det_samples()
+    head.query_features(features(), samples)
+    # One assignment per image, all with the stage-2 class cost.
+    assert weights == [5.0, 5.0]
+    weights.clear()
+    # Stage-1 training (the upstream loss) keeps the training assigner.
+    head.loss_by_feat(*head.forward_with_embeddings(features(), samples)[:2],
+                      *reversed(head._gt_for_matching(samples)))
+    assert weights and set(weights) == {2.0}
+    assert head.assigner.match_costs[0].weight == 2.0
+
+
+def test_query_class_cost_changes_the_matching():
+    """A class cost that outweighs the mask costs follows the class scores."""
+    init_default_scope('mmdet')
+    heads = {
+        cost: MODELS.build(
+            head_cfg('ZeroShotMask2FormerHead', num_things_classes=3,
+                     num_stuff_classes=1, query_class_cost=cost))
+        for cost in (None, 2.0, 1e6)
+    }
+    state = heads[None].state_dict()
+    for head in heads.values():
+        head.load_state_dict(state)
+        head.eval()
+    samples = det_samples()
+    with torch.no_grad():
+        labels = {cost: head.query_features(features(), samples).labels
+                  for cost, head in heads.items()}
+        probs = heads[None].forward_with_embeddings(
+            features(), samples)[0][-1].softmax(-1)
+    # None and the stage-1 value match alike.
+    assert torch.equal(labels[None], labels[2.0])
+    # With a dominant class cost the matching is the assignment that
+    # maximises the summed class scores.
+    for i, gt_labels in enumerate(([0, 2, 3], [1, 3])):
+        queries, columns = linear_sum_assignment(
+            -probs[i][:, gt_labels].numpy())
+        expected = torch.full((6, ), 4)
+        expected[queries] = torch.tensor(gt_labels)[columns]
+        assert torch.equal(labels[1e6][i], expected)
+
+
+def test_query_class_cost_without_a_class_cost_raises():
+    init_default_scope('mmdet')
+    cfg = head_cfg('ZeroShotMask2FormerHead', num_things_classes=3,
+                   num_stuff_classes=1, query_class_cost=5.0)
+    cfg.train_cfg.assigner.match_costs = cfg.train_cfg.assigner.match_costs[
+        1:]
+    with pytest.raises(ValueError, match='ClassificationCost'):
+        MODELS.build(cfg)

@@ -265,8 +265,10 @@ def test_classifier_step_without_a_count_uses_each_unseen_class_once(files):
     assert torch.allclose(loss, by_hand)
 
 
-def test_classifier_step_draws_the_configured_number_of_unseen(files):
-    learner = make_learner(files, num_unseen_per_iter=5)
+def test_classifier_step_draws_with_replacement_on_request(files):
+    # The old behaviour: n uniform draws, repeats allowed.
+    learner = make_learner(files, num_unseen_per_iter=5,
+                           unseen_with_replacement=True)
     records = record_logits(learner)
     embeddings, labels = make_batch()
     torch.manual_seed(3)
@@ -294,3 +296,115 @@ def test_classifier_step_without_generator_uses_real_queries_only(files):
         loss,
         F.cross_entropy(logits, labels.flatten(),
                         weight=learner.class_weight))
+
+
+# ------------------------------------------------- reference behaviours
+def test_unseen_classes_are_drawn_without_replacement_by_default(files):
+    """Reference: ``torch.randperm(U)[:n]`` (PADing_model.py:434)."""
+    learner = make_learner(files, num_unseen_per_iter=1)
+    assert learner.unseen_with_replacement is False
+    draws = []
+    for seed in range(20):
+        torch.manual_seed(seed)
+        (drawn, ) = learner._draw_unseen_labels().tolist()
+        draws.append(drawn)
+    # One class per draw, each unseen class drawn at some point.
+    assert set(draws) == set(UNSEEN_IDS)
+    learner.num_unseen_per_iter = len(UNSEEN_IDS)
+    with_replacement = make_learner(files, num_unseen_per_iter=2,
+                                    unseen_with_replacement=True)
+    orders, repeats = set(), 0
+    for seed in range(20):
+        torch.manual_seed(seed)
+        drawn = learner._draw_unseen_labels().tolist()
+        # n distinct classes.
+        assert sorted(drawn) == UNSEEN_IDS
+        orders.add(tuple(drawn))
+        torch.manual_seed(seed)
+        old = with_replacement._draw_unseen_labels().tolist()
+        repeats += len(set(old)) < len(old)
+    # A random order, as randperm's; the old draws repeat classes.
+    assert len(orders) == 2
+    assert repeats > 0
+
+
+def test_more_unseen_per_iter_than_unseen_classes_gives_each_once(files):
+    """Reference ZSS: ``randperm(15)[:17]`` (NUM_CHOOSE 17 by default,
+    PADing/config.py:39) yields the 15 unseen classes once each."""
+    learner = make_learner(files, num_unseen_per_iter=5)
+    records = record_logits(learner)
+    embeddings, labels = make_batch()
+    torch.manual_seed(3)
+    drawn = learner._draw_unseen_labels()
+    assert sorted(drawn.tolist()) == UNSEEN_IDS
+    torch.manual_seed(3)
+    loss = learner(embeddings, labels, step='classifier')['loss_cls']
+    (logits, ) = records
+    assert logits.shape == (8 + len(UNSEEN_IDS), NO_OBJECT + 1)
+    targets = torch.cat([labels.flatten(), drawn])
+    assert torch.allclose(
+        loss, F.cross_entropy(logits, targets, weight=learner.class_weight))
+
+
+def fixed_generator(learner, features):
+    """Make the generator return ``features`` (rows in call order)."""
+    learner.generator.forward = lambda semantic: features[:len(semantic)]
+
+
+@pytest.mark.parametrize('mode', ['all', 'seen'])
+def test_synthetic_cls_logits(files, mode):
+    """Reference ZSS: ``CE(new_fc(fake_seen)[:, :156], target)`` over the
+    156 seen classes (PADing_model.py:353); ZSP / ZSI: all K + 1."""
+    learner = make_learner(files, synthetic_cls_weight=1.0,
+                           synthetic_cls_logits=mode)
+    embeddings, labels = make_batch()
+    synthetic = torch.randn(4, FEAT_DIM,
+                            generator=torch.Generator().manual_seed(2))
+    fixed_generator(learner, synthetic)
+    loss = learner(embeddings, labels, step='generator')[
+        'loss_synthetic_cls']
+    seen_labels = labels[labels != NO_OBJECT]  # [0, 3, 4, 0]
+    with torch.no_grad():
+        logits = learner.classifier(synthetic)
+    if mode == 'seen':
+        # Seen classes 0, 3, 4: columns 0, 1, 2 of the seen logits.
+        assert learner.seen_position[seen_labels].tolist() == [0, 1, 2, 0]
+        log_p = logits[:, [0, 3, 4]].log_softmax(-1)
+        expected = -log_p[torch.arange(4), torch.tensor([0, 1, 2, 0])]
+    else:
+        log_p = logits.log_softmax(-1)
+        expected = -log_p[torch.arange(4), seen_labels]
+    assert torch.allclose(loss, expected.mean())
+
+
+def test_synthetic_cls_logits_seen_differs_and_checks_its_value(files):
+    embeddings, labels = make_batch()
+    synthetic = torch.randn(4, FEAT_DIM,
+                            generator=torch.Generator().manual_seed(2))
+    values = {}
+    for mode in ('all', 'seen'):
+        learner = make_learner(files, synthetic_cls_logits=mode)
+        fixed_generator(learner, synthetic)
+        values[mode] = learner(embeddings, labels,
+                               step='generator')['loss_synthetic_cls']
+    # Dropping the unseen and no-object logits lowers the CE.
+    assert values['seen'] < values['all']
+    with pytest.raises(ValueError, match='synthetic_cls_logits'):
+        make_learner(files, synthetic_cls_logits='unseen')
+
+
+@pytest.mark.parametrize('step', ['generator', 'classifier'])
+def test_cross_rank_on_one_process_changes_nothing(files, step):
+    """Without a process group the gathers are identities: same bits."""
+    outputs = []
+    for cross_rank in (False, True):
+        learner = make_learner(files, **PADING_PARTS)
+        torch.manual_seed(5)
+        losses = learner(*make_batch(), step=step, cross_rank=cross_rank)
+        sum(losses.values()).backward()
+        outputs.append((losses, grads(learner)))
+    (losses, grads_off), (losses_on, grads_on) = outputs
+    assert losses.keys() == losses_on.keys()
+    assert all(torch.equal(losses[k], losses_on[k]) for k in losses)
+    assert all((a is None and b is None) or torch.equal(a, b)
+               for a, b in zip(grads_off, grads_on))

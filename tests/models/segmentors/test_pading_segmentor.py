@@ -1,9 +1,10 @@
 """PADingSegmentor: mmseg's Mask2Former in PADing's two stages."""
+
 import numpy as np
 import pytest
 import torch
 from mmengine.config import ConfigDict
-from mmengine.optim import build_optim_wrapper
+from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
@@ -308,3 +309,30 @@ def test_matched_labels_are_the_label_map_classes(files):
     # Unmatched queries carry the no-object index.
     assert (query_features.labels[~query_features.matched] ==
             NUM_CLASSES).all()
+
+
+@pytest.mark.parametrize('segmenter_amp', [True, False])
+def test_stage2_frozen_forward_shares_the_amp_context(files, segmenter_amp,
+                                                      cpu_autocast_wrapper):
+    """As PADing's detector: ``segmenter_amp`` reaches the mixin, so the
+    frozen backbone runs under the first step's autocast (or not)."""
+    cfg = model_cfg(files)
+    cfg.segmenter_amp = segmenter_amp
+    torch.manual_seed(0)
+    stage1 = MODELS.build(model_cfg(stage=1))
+    model = MODELS.build(cfg)
+    model.load_state_dict(stage1.state_dict(), strict=False)
+    assert model.segmenter_amp is segmenter_amp
+    model.train()
+    learner = model.learner
+    wrapper = OptimWrapperDict(
+        generator=cpu_autocast_wrapper(torch.optim.Adam(
+            learner.generator.parameters(), lr=1e-4)),
+        classifier=OptimWrapper(torch.optim.SGD(
+            learner.classifier.parameters(), lr=1e-3)))
+    dtypes = []
+    model.backbone.register_forward_hook(
+        lambda module, inputs, output: dtypes.append(output[-1].dtype))
+    log_vars = model.train_step(make_data(), wrapper)
+    assert 'cls.loss_cls' in log_vars
+    assert dtypes == [torch.bfloat16 if segmenter_amp else torch.float32]
