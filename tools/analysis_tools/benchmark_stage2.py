@@ -319,10 +319,10 @@ class PhaseClock:
         forward = learner.forward
 
         def stamped_forward(embeddings: torch.Tensor, labels: torch.Tensor,
-                            step: str) -> dict:
+                            step: str, **kwargs: Any) -> dict:
             synchronize(device)
             self.marks[step] = time.perf_counter()
-            return forward(embeddings, labels, step=step)
+            return forward(embeddings, labels, step=step, **kwargs)
 
         # nn.Module.__call__ looks `forward` up on the instance first.
         learner.forward = stamped_forward
