@@ -1,6 +1,8 @@
 # Stage 1 on the toy data set: a small Mask2Former trained from scratch on
 # seen classes only (images with any unseen pixel are dropped).
-# Everything not set here is mmdet's Mask2Former panoptic config.
+# Everything not set here is mmdet's Mask2Former panoptic config: stage 1 is
+# upstream's Mask2Former, heads included; stage 2 (PADing) loads its
+# checkpoint unchanged.
 _base_ = 'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py'
 custom_imports = dict(imports=['mmpading'], allow_failed_imports=False)
 
@@ -20,8 +22,6 @@ num_classes = num_things_classes + num_stuff_classes
 feat_channels = 128
 
 model = dict(
-    type='PADing',
-    stage=1,
     # Toy images are 128 px: no padding to 1024.
     data_preprocessor=dict(batch_augments=None),
     backbone=dict(
@@ -30,7 +30,6 @@ model = dict(
         norm_eval=False,
         init_cfg=None),
     panoptic_head=dict(
-        type='ZeroShotMask2FormerHead',
         in_channels=[64, 128, 256, 512],
         feat_channels=feat_channels,
         out_channels=feat_channels,
@@ -56,7 +55,6 @@ model = dict(
                     embed_dims=feat_channels, feedforward_channels=512))),
         loss_cls=dict(class_weight=[1.0] * num_classes + [0.1])),
     panoptic_fusion_head=dict(
-        type='UniversalFusionHead',
         num_things_classes=num_things_classes,
         num_stuff_classes=num_stuff_classes),
     train_cfg=dict(num_points=1024),
@@ -64,7 +62,6 @@ model = dict(
     # small toy model is less confident (toy val, stage 1: seen PQ 71.4 at
     # 0.8, 74.2 at 0.5).
     test_cfg=dict(
-        semantic_on=True,
         instance_on=True,
         panoptic_on=True,
         object_mask_thr=0.5))
@@ -121,20 +118,20 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-val_evaluator = [
-    dict(
-        type='GZSLPanopticMetric',
-        zero_shot_split=zero_shot_split,
-        ann_file=data_root + 'annotations/panoptic_val.json',
-        seg_prefix=data_root + 'annotations/panoptic_val/',
-        nproc=1),
-    dict(
-        type='GZSLInstanceMetric',
-        zero_shot_split=zero_shot_split,
-        ann_file=data_root + 'annotations/instances_val.json',
-        metric=['segm', 'bbox']),
-    dict(type='GZSLSemSegMetric', zero_shot_split=zero_shot_split),
-]
+# Stage 1 is scored on panoptic and instance outputs (upstream Mask2Former
+# has no semantic output); stage 2 adds the semantic metric.
+panoptic_metric = dict(
+    type='GZSLPanopticMetric',
+    zero_shot_split=zero_shot_split,
+    ann_file=data_root + 'annotations/panoptic_val.json',
+    seg_prefix=data_root + 'annotations/panoptic_val/',
+    nproc=1)
+instance_metric = dict(
+    type='GZSLInstanceMetric',
+    zero_shot_split=zero_shot_split,
+    ann_file=data_root + 'annotations/instances_val.json',
+    metric=['segm', 'bbox'])
+val_evaluator = [panoptic_metric, instance_metric]
 test_evaluator = val_evaluator
 
 # From scratch on a small set: a higher learning rate than upstream's

@@ -8,7 +8,7 @@ _base_ = './pading_toy_stage1.py'
 load_from = 'work_dirs/pading_toy_stage1/iter_600.pth'
 
 model = dict(
-    stage=2,
+    type='PADing',
     zero_shot=dict(
         type='ZeroShotLearner',
         class_names={{_base_.classes}},
@@ -32,7 +32,16 @@ model = dict(
         num_unseen_per_iter=5,
         seen_class_weight=1.0,
         unseen_class_weight=5.0,
-        no_object_weight=0.1))
+        no_object_weight=0.1),
+    # Panoptic, instance and semantic outputs from the one model.
+    panoptic_fusion_head=dict(type='UniversalFusionHead'),
+    test_cfg=dict(semantic_on=True))
+
+val_evaluator = [
+    {{_base_.panoptic_metric}}, {{_base_.instance_metric}},
+    dict(type='GZSLSemSegMetric', zero_shot_split={{_base_.zero_shot_split}})
+]
+test_evaluator = val_evaluator
 
 # The frozen segmenter and the learner are wrapped separately for DDP.
 model_wrapper_cfg = dict(

@@ -16,7 +16,7 @@ SCALAR_PREFIX = 'grad_share/'
 class GradientShareHook(Hook):
     """Every ``interval`` stage-2 iterations, log the gradient shares.
 
-    The model measures, in that iteration's own step and before the
+    The learner measures, in that iteration's own step and before the
     generator update, each generator loss term's gradient norm w.r.t. the
     generator's parameters on the iteration's batch
     (:func:`~mmpading.models.utils.gradient_share.generator_gradient_share`;
@@ -54,25 +54,25 @@ class GradientShareHook(Hook):
             raise ValueError('GradientShareHook: interval must be a positive '
                              f'integer or None, got {interval!r}')
         self.interval = interval
-        self._model = None
+        self._learner = None
 
     def before_train(self, runner) -> None:
-        """Find the stage-2 model with a generator, and the interval."""
+        """Find the stage-2 learner with a generator, and the interval."""
         model = runner.model.module if is_model_wrapper(runner.model) \
             else runner.model
-        self._model = None
-        if getattr(model, 'stage', 1) != 2 or \
-                not hasattr(model, 'request_gradient_share'):
+        self._learner = None
+        learner = getattr(model, 'learner', None)
+        if learner is None:
             runner.logger.info(
                 f'GradientShareHook: {type(model).__name__} does not train '
-                'stage 2 (stage=2 of a PADing model); the hook does nothing.')
+                'stage 2 (a PADing model); the hook does nothing.')
             return
-        if model.learner.generator is None:
+        if learner.generator is None:
             runner.logger.info(
                 'GradientShareHook: the learner has no generator (e.g. the '
                 'projection baseline); the hook does nothing.')
             return
-        self._model = model
+        self._learner = learner
         if self.interval is None:
             loggers = [hook for hook in runner.hooks
                        if isinstance(hook, LoggerHook)]
@@ -80,18 +80,18 @@ class GradientShareHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch: Any = None) -> None:
-        """Ask the model to measure in this iteration's step."""
-        if self._model is not None and \
+        """Ask the learner to measure in this iteration's step."""
+        if self._learner is not None and \
                 self.every_n_train_iters(runner, self.interval):
-            self._model.request_gradient_share()
+            self._learner.request_gradient_share()
 
     def after_train_iter(self, runner, batch_idx: int,
                          data_batch: Any = None,
                          outputs: Any = None) -> None:
         """Put the measurement into the MessageHub and the log."""
-        if self._model is None:
+        if self._learner is None:
             return
-        share = self._model.pop_gradient_share()
+        share = self._learner.pop_gradient_share()
         if share is None:
             return
         runner.message_hub.update_scalars({

@@ -1,84 +1,152 @@
-"""PADing: two-stage zero-shot universal segmentation on Mask2Former."""
+"""PADing's stage 2 on mmdet's Mask2Former (zero-shot panoptic / instance)."""
 from __future__ import annotations
 
+import torch
 from mmdet.models.detectors import Mask2Former
 from mmdet.structures import SampleList
 from mmdet.utils import OptConfigType
+from mmengine.optim import OptimWrapperDict
 from torch import Tensor, nn
 
 from mmpading.registry import MODELS
 
-from ..utils.two_stage_mixin import TwoStageZeroShotMixin
+from ..learners.zero_shot_learner import ZeroShotLearner, unwrap_learner
+from ..utils.query_features import (QueryFeatures, build_query_assigner,
+                                    classify_with, match_queries,
+                                    record_class_embeddings)
+from ..utils.stage2 import (build_learner, check_stage_argument, classifier_for_inference,
+                            freeze_all_but, frozen_forward_precision,
+                            initialise_classifier, keep_frozen_in_eval,
+                            register_checkpoint_hooks, stage2_optim_wrappers,
+                            train_learner_steps)
 
 
 @MODELS.register_module()
-class PADing(TwoStageZeroShotMixin, Mask2Former):
-    """Mask2Former trained in PADing's two stages.
+class PADing(Mask2Former):
+    """PADing's stage 2 on a frozen Mask2Former.
 
-    Stage 1 (``stage=1``) is ordinary supervised Mask2Former training on
-    seen classes. Stage 2 (``stage=2``) freezes the segmenter (backbone,
-    pixel decoder, transformer decoder and ``cls_embed``: eval mode, no
-    gradients) and, every iteration, alternates the generator step and the
-    classifier step of :class:`ZeroShotLearner` through an
-    :class:`~mmengine.optim.OptimWrapperDict` with the keys ``generator``
-    (absent without a generator) and ``classifier``. Predictions then use
-    the learner's classifier instead of ``cls_embed``.
+    Stage 1 is mmdet's own ``Mask2Former`` trained on seen classes; its
+    checkpoint loads into this model unchanged (``load_from``). Here the
+    segmenter (backbone, pixel decoder, transformer decoder,
+    ``cls_embed``) is frozen: eval mode and no gradients, whatever
+    ``train()`` says. Every iteration alternates the generator step and
+    the classifier step of the :class:`ZeroShotLearner` ``zero_shot``;
+    predictions use the learner's classifier instead of ``cls_embed``.
 
     Args:
-        stage (int): 1 or 2. Defaults to 1.
-        zero_shot (dict, optional): :class:`ZeroShotLearner` config;
-            required in stage 2.
-        segmenter_amp (bool): Under AMP, run stage 2's frozen forward and
-            matching under autocast too, as the reference does
-            (:class:`TwoStageZeroShotMixin`); False: in full precision.
-            Defaults to True.
-        **kwargs: Arguments of :class:`mmdet.models.Mask2Former`; the
-            panoptic head must be a ``ZeroShotMask2FormerHead`` (its
-            ``query_class_cost`` sets stage 2's matching class cost).
+        zero_shot (dict): :class:`ZeroShotLearner` config; its
+            ``feat_dim`` defaults to the head's ``cls_embed.in_features``.
+        query_class_cost (float, optional): Weight of the class cost of
+            stage 2's Hungarian matching (mask and dice costs stay those
+            of ``train_cfg.assigner``); None: the training assigner's.
+            The reference: 5.0 (ZSP, ZSS), 2.0 (ZSI). Defaults to None.
+        segmenter_amp (bool): Under AMP, run the frozen forward and the
+            matching under autocast too, as the reference does; False: in
+            full precision. Defaults to True.
+        stage (int, optional): Accepted for configs of earlier versions:
+            2 is ignored, 1 is refused (stage 1 is ``Mask2Former``).
+        **kwargs: Arguments of :class:`mmdet.models.Mask2Former`.
     """
-
-    zero_shot_head_name = 'panoptic_head'
-    class_count_keys = 'num_things_classes + num_stuff_classes'
 
     def __init__(self,
                  *args,
-                 stage: int = 1,
                  zero_shot: OptConfigType = None,
+                 query_class_cost: float | None = None,
                  segmenter_amp: bool = True,
+                 stage: int | None = None,
                  **kwargs) -> None:
+        check_stage_argument(stage, 'Mask2Former')
         super().__init__(*args, **kwargs)
-        self._init_two_stage(stage, zero_shot, self.num_classes,
-                             segmenter_amp=segmenter_amp)
+        head = self.panoptic_head
+        # Configs of earlier versions set it on ZeroShotMask2FormerHead.
+        if query_class_cost is None:
+            query_class_cost = getattr(head, 'query_class_cost', None)
+        self.query_assigner = build_query_assigner(head.train_cfg,
+                                                   query_class_cost)
+        self.segmenter_amp = segmenter_amp
+        self.zero_shot = build_learner(
+            zero_shot, self.num_classes, head.cls_embed.in_features,
+            'num_things_classes + num_stuff_classes')
+        freeze_all_but(self, trainable=self.zero_shot)
+        register_checkpoint_hooks(self, head.cls_embed,
+                                  'panoptic_head.cls_embed.weight',
+                                  'num_things_classes + num_stuff_classes')
 
-    def frozen_modules(self) -> list[nn.Module]:
-        """The segmenter modules stage 2 keeps frozen."""
-        modules = [self.backbone, self.panoptic_head]
-        if self.with_neck:
-            modules.append(self.neck)
-        return modules
+    @property
+    def learner(self) -> ZeroShotLearner:
+        """The stage-2 learner, unwrapped from DDP if needed."""
+        return unwrap_learner(self.zero_shot)
+
+    @property
+    def segmenter_head(self) -> nn.Module:
+        """The frozen Mask2Former head whose queries stage 2 classifies."""
+        return self.panoptic_head
+
+    def train(self, mode: bool = True) -> PADing:
+        """Train the learner; the frozen segmenter stays in eval mode."""
+        super().train(mode)
+        keep_frozen_in_eval(self, trainable=self.zero_shot)
+        return self
+
+    # ------------------------------------------------------------ training
+    def train_step(self, data: dict | tuple | list,
+                   optim_wrapper: OptimWrapperDict) -> dict[str, Tensor]:
+        """One stage-2 iteration: frozen forward, then the learner's steps.
+
+        Returns:
+            dict[str, Tensor]: Logged values, prefixed ``gen.`` and
+            ``cls.``.
+        """
+        steps = stage2_optim_wrappers(optim_wrapper, self.learner)
+        data = self.data_preprocessor(data, True)
+        with frozen_forward_precision(self, optim_wrapper, steps[0],
+                                      self.segmenter_amp):
+            query_features = self.frozen_query_features(data)
+        initialise_classifier(self, self.panoptic_head.cls_embed)
+        return train_learner_steps(self, query_features, optim_wrapper, steps)
+
+    @torch.no_grad()
+    def frozen_query_features(self, data: dict) -> QueryFeatures:
+        """The frozen forward: last-layer class embeddings and labels.
+
+        Args:
+            data (dict): A batch after ``data_preprocessor(data, True)``.
+
+        Returns:
+            QueryFeatures: ``embeddings`` (B, Q, C) and ``labels`` (B, Q),
+            K for unmatched queries; computed without gradients.
+        """
+        samples = data['data_samples']
+        head = self.panoptic_head
+        feats = self.extract_feat(data['inputs'])
+        with record_class_embeddings(head.cls_embed) as embeddings:
+            cls_scores, mask_preds = head(feats, samples)
+        batch_gt_instances = head.preprocess_gt(
+            [sample.gt_instances for sample in samples],
+            [sample.gt_sem_seg if 'gt_sem_seg' in sample else None
+             for sample in samples])
+        labels = match_queries(head, cls_scores[-1], mask_preds[-1],
+                               batch_gt_instances,
+                               [sample.metainfo for sample in samples],
+                               self.query_assigner)
+        return QueryFeatures(embeddings[-1], labels, self.num_classes)
 
     # ----------------------------------------------------------- inference
     def predict(self,
                 batch_inputs: Tensor,
                 batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:
-        """Predict panoptic / instance / semantic results.
-
-        In stage 2 the learner's classifier scores the queries; a stage-2
-        model whose classifier was never initialised (no stage-2
-        checkpoint loaded) raises a ``RuntimeError``.
-        """
-        classifier = self.inference_classifier()
-        feats = self.extract_feat(batch_inputs)
-        mask_cls, mask_pred = self.panoptic_head.predict(
-            feats, batch_data_samples, classifier=classifier)
-        results_list = self.panoptic_fusion_head.predict(
-            mask_cls, mask_pred, batch_data_samples, rescale=rescale)
-        return self.add_pred_to_datasample(batch_data_samples, results_list)
+        """Upstream's prediction, the queries scored by the learner's
+        classifier (refused while it is untrained)."""
+        classifier = classifier_for_inference(self)
+        with classify_with(self.panoptic_head.cls_embed, classifier):
+            return super().predict(batch_inputs, batch_data_samples,
+                                   rescale)
 
     def add_pred_to_datasample(self, data_samples: SampleList,
                                results_list: list[dict]) -> SampleList:
-        """Upstream's, plus semantic results as ``pred_sem_seg``."""
+        """Upstream's, plus semantic results as ``pred_sem_seg``
+        (:class:`~mmpading.models.UniversalFusionHead`)."""
         for data_sample, result in zip(data_samples, results_list):
             if 'pan_results' in result:
                 data_sample.pred_panoptic_seg = result['pan_results']

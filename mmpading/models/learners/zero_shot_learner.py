@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,9 @@ from mmpading.datasets.class_embeddings import load_class_embeddings
 from mmpading.datasets.splits import ZeroShotSplit, resolve_split
 from mmpading.models.utils.rank_gather import RowGather, rows_on_this_rank
 from mmpading.registry import MODELS
+
+if TYPE_CHECKING:
+    from mmpading.models.utils.gradient_share import GradientShare
 
 
 @MODELS.register_module()
@@ -177,6 +181,24 @@ class ZeroShotLearner(BaseModule):
         # 0 until the classifier was initialised from stage 1's cls_embed;
         # persistent so that a resumed run does not initialise it again.
         self.register_buffer('classifier_initialised', torch.tensor(0))
+
+    # --------------------------------------------------- gradient share
+    #: Whether the next stage-2 step measures the generator's gradient
+    #: share (set by GradientShareHook every N iterations).
+    gradient_share_requested: bool = False
+    #: The last measurement, until popped.
+    gradient_share: GradientShare | None = None
+
+    def request_gradient_share(self) -> None:
+        """Measure the generator's gradient share in the next step
+        (:func:`~mmpading.models.utils.stage2.train_learner_steps`)."""
+        self.gradient_share_requested = True
+
+    def pop_gradient_share(self) -> GradientShare | None:
+        """The last measurement (None if none since the last pop; also
+        None for a batch without matched queries), then forget it."""
+        share, self.gradient_share = self.gradient_share, None
+        return share
 
     # ------------------------------------------------------------ set-up
     def init_classifier_from(self, cls_embed: nn.Linear) -> None:

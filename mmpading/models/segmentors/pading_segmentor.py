@@ -1,115 +1,149 @@
-"""PADing's two stages on mmseg's Mask2Former (zero-shot semantic)."""
+"""PADing's stage 2 on mmseg's Mask2Former (zero-shot semantic)."""
 from __future__ import annotations
 
-from mmdet.structures import DetDataSample
-from mmdet.structures.mask import BitmapMasks
-from mmengine.structures import InstanceData
+import torch
+from mmengine.optim import OptimWrapperDict
 from mmseg.models.segmentors import EncoderDecoder
-from mmseg.utils import OptConfigType, SampleList
+from mmseg.utils import OptConfigType
 from torch import Tensor, nn
 
 from mmpading.registry import MODELS
 
-from ..utils.two_stage_mixin import TwoStageZeroShotMixin
+from ..learners.zero_shot_learner import ZeroShotLearner, unwrap_learner
+from ..utils.query_features import (QueryFeatures, build_query_assigner,
+                                    classify_with, match_queries,
+                                    record_class_embeddings)
+from ..utils.stage2 import (build_learner, check_stage_argument, classifier_for_inference,
+                            freeze_all_but, frozen_forward_precision,
+                            initialise_classifier, keep_frozen_in_eval,
+                            register_checkpoint_hooks, stage2_optim_wrappers,
+                            train_learner_steps)
 
 
 @MODELS.register_module()
-class PADingSegmentor(TwoStageZeroShotMixin, EncoderDecoder):
-    """mmseg's Mask2Former segmentor trained in PADing's two stages.
+class PADingSegmentor(EncoderDecoder):
+    """PADing's stage 2 on a frozen mmseg Mask2Former segmentor.
 
     The semantic counterpart of :class:`~mmpading.models.PADing`. Stage 1
-    (``stage=1``) is ordinary mmseg training on seen classes. Stage 2
-    (``stage=2``) freezes the segmenter (backbone, neck, decode head and
-    any auxiliary head: eval mode, no gradients) and, every iteration,
-    alternates the generator step and the classifier step of
-    :class:`ZeroShotLearner` through an
-    :class:`~mmengine.optim.OptimWrapperDict` with the keys ``generator``
-    (absent without a generator) and ``classifier``. Predictions then use
-    the learner's classifier instead of ``cls_embed``.
+    is mmseg's own ``EncoderDecoder`` with a ``Mask2FormerHead`` trained
+    on seen classes; its checkpoint loads into this model unchanged. Here
+    the segmenter (backbone, neck, decode head, auxiliary heads) is
+    frozen; every iteration alternates the generator step and the
+    classifier step of the :class:`ZeroShotLearner` ``zero_shot``, and
+    predictions use the learner's classifier instead of ``cls_embed``.
 
     Args:
-        stage (int): 1 or 2. Defaults to 1.
-        zero_shot (dict, optional): :class:`ZeroShotLearner` config;
-            required in stage 2.
-        segmenter_amp (bool): Under AMP, run stage 2's frozen forward and
-            matching under autocast too, as the reference does
-            (:class:`TwoStageZeroShotMixin`); False: in full precision.
-            Defaults to True.
+        zero_shot (dict): :class:`ZeroShotLearner` config; its
+            ``feat_dim`` defaults to the head's ``cls_embed.in_features``.
+        query_class_cost (float, optional): Weight of the class cost of
+            stage 2's Hungarian matching; None: the training assigner's.
+            The reference: 5.0 for ZSS. Defaults to None.
+        segmenter_amp (bool): Under AMP, run the frozen forward and the
+            matching under autocast too, as the reference does. Defaults
+            to True.
+        stage (int, optional): Accepted for configs of earlier versions:
+            2 is ignored, 1 is refused (stage 1 is ``EncoderDecoder``).
         **kwargs: Arguments of :class:`mmseg.models.EncoderDecoder`; the
-            decode head must be a ``ZeroShotMask2FormerSegHead``.
+            decode head is a (mmseg) ``Mask2FormerHead``.
     """
-
-    zero_shot_head_name = 'decode_head'
-    class_count_keys = 'decode_head.num_classes'
 
     def __init__(self,
                  *args,
-                 stage: int = 1,
                  zero_shot: OptConfigType = None,
+                 query_class_cost: float | None = None,
                  segmenter_amp: bool = True,
+                 stage: int | None = None,
                  **kwargs) -> None:
+        check_stage_argument(stage, 'EncoderDecoder')
         super().__init__(*args, **kwargs)
-        self._init_two_stage(stage, zero_shot, self.num_classes,
-                             segmenter_amp=segmenter_amp)
+        head = self.decode_head
+        if not hasattr(head, 'cls_embed'):
+            raise TypeError(
+                'PADingSegmentor needs a Mask2Former decode head (mmseg '
+                f'Mask2FormerHead), got {type(head).__name__}')
+        # Configs of earlier versions set it on ZeroShotMask2FormerSegHead.
+        if query_class_cost is None:
+            query_class_cost = getattr(head, 'query_class_cost', None)
+        self.query_assigner = build_query_assigner(head.train_cfg,
+                                                   query_class_cost)
+        self.segmenter_amp = segmenter_amp
+        self.zero_shot = build_learner(zero_shot, self.num_classes,
+                                       head.cls_embed.in_features,
+                                       'decode_head.num_classes')
+        freeze_all_but(self, trainable=self.zero_shot)
+        register_checkpoint_hooks(self, head.cls_embed,
+                                  'decode_head.cls_embed.weight',
+                                  'decode_head.num_classes')
 
-    def frozen_modules(self) -> list[nn.Module]:
-        """The segmenter modules stage 2 keeps frozen."""
-        modules = [self.backbone, self.decode_head]
-        if self.with_neck:
-            modules.append(self.neck)
-        if self.with_auxiliary_head:
-            modules.append(self.auxiliary_head)
-        return modules
+    @property
+    def learner(self) -> ZeroShotLearner:
+        """The stage-2 learner, unwrapped from DDP if needed."""
+        return unwrap_learner(self.zero_shot)
+
+    @property
+    def segmenter_head(self) -> nn.Module:
+        """The frozen Mask2Former head whose queries stage 2 classifies."""
+        return self.decode_head
+
+    def train(self, mode: bool = True) -> PADingSegmentor:
+        """Train the learner; the frozen segmenter stays in eval mode."""
+        super().train(mode)
+        keep_frozen_in_eval(self, trainable=self.zero_shot)
+        return self
 
     # ------------------------------------------------------------ training
-    def matching_samples(
-            self, data_samples: SampleList) -> list[DetDataSample]:
-        """mmdet-style samples with ``gt_instances``, one per class.
-
-        The conversion of mmseg's ``Mask2FormerHead.loss``
-        (``_seg_data_to_instance_data``: one mask per class present in
-        ``gt_sem_seg``, the ignore index left out), as the mmdet-side
-        matching of the head's ``query_features`` expects it.
-
-        Args:
-            data_samples (list[SegDataSample]): Samples with
-                ``gt_sem_seg`` of shape (1, H, W).
+    def train_step(self, data: dict | tuple | list,
+                   optim_wrapper: OptimWrapperDict) -> dict[str, Tensor]:
+        """One stage-2 iteration: frozen forward, then the learner's steps.
 
         Returns:
-            list[DetDataSample]: The same metainfo, ``gt_instances`` with
-            ``labels`` (N, ) and ``masks`` (:class:`BitmapMasks`, N x H x
-            W).
+            dict[str, Tensor]: Logged values, prefixed ``gen.`` and
+            ``cls.``.
         """
-        batch_gt_instances, _ = self.decode_head._seg_data_to_instance_data(
-            data_samples)
-        samples = []
-        for data_sample, gt in zip(data_samples, batch_gt_instances):
-            height, width = gt.masks.shape[-2:]
-            masks = gt.masks.reshape(-1, height, width).bool()
-            samples.append(
-                DetDataSample(
-                    metainfo=data_sample.metainfo,
-                    gt_instances=InstanceData(
-                        labels=gt.labels.long(),
-                        masks=BitmapMasks(masks.cpu().numpy(), height,
-                                          width))))
-        return samples
+        steps = stage2_optim_wrappers(optim_wrapper, self.learner)
+        data = self.data_preprocessor(data, True)
+        with frozen_forward_precision(self, optim_wrapper, steps[0],
+                                      self.segmenter_amp):
+            query_features = self.frozen_query_features(data)
+        initialise_classifier(self, self.decode_head.cls_embed)
+        return train_learner_steps(self, query_features, optim_wrapper, steps)
+
+    @torch.no_grad()
+    def frozen_query_features(self, data: dict) -> QueryFeatures:
+        """The frozen forward: last-layer class embeddings and labels.
+
+        The ground truth is mmseg's own conversion of ``gt_sem_seg`` (one
+        mask per class present, the ignore index left out), as its
+        ``Mask2FormerHead.loss`` makes it.
+
+        Args:
+            data (dict): A batch after ``data_preprocessor(data, True)``.
+
+        Returns:
+            QueryFeatures: ``embeddings`` (B, Q, C) and ``labels`` (B, Q),
+            K for unmatched queries; computed without gradients.
+        """
+        samples = data['data_samples']
+        head = self.decode_head
+        feats = self.extract_feat(data['inputs'])
+        batch_gt_instances, batch_img_metas = \
+            head._seg_data_to_instance_data(samples)
+        with record_class_embeddings(head.cls_embed) as embeddings:
+            cls_scores, mask_preds = head(feats, samples)
+        labels = match_queries(head, cls_scores[-1], mask_preds[-1],
+                               batch_gt_instances, batch_img_metas,
+                               self.query_assigner)
+        return QueryFeatures(embeddings[-1], labels, self.num_classes)
 
     # ----------------------------------------------------------- inference
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: list[dict]) -> Tensor:
-        """Semantic scores (B, K, H, W); stage 2 scores the queries with
-        the learner's classifier.
+        """Upstream's semantic scores (B, K, H, W), the queries scored by
+        the learner's classifier (refused while it is untrained).
 
         Both mmseg inference modes (``whole`` and ``slide``) and
-        :meth:`predict` go through this method. A stage-2 model whose
-        classifier was never initialised (no stage-2 checkpoint loaded)
-        raises a ``RuntimeError``.
+        :meth:`predict` go through this method.
         """
-        classifier = self.inference_classifier()
-        x = self.extract_feat(inputs)
-        if classifier is None:
-            return self.decode_head.predict(x, batch_img_metas,
-                                            self.test_cfg)
-        return self.decode_head.predict(
-            x, batch_img_metas, self.test_cfg, classifier=classifier)
+        classifier = classifier_for_inference(self)
+        with classify_with(self.decode_head.cls_embed, classifier):
+            return super().encode_decode(inputs, batch_img_metas)

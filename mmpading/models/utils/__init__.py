@@ -1,3 +1,7 @@
-from .two_stage_mixin import LEARNER_DDP_PREFIX, TwoStageZeroShotMixin
+from .query_features import (QueryFeatures, classify_with, match_queries,
+                             record_class_embeddings)
 
-__all__ = ['LEARNER_DDP_PREFIX', 'TwoStageZeroShotMixin']
+__all__ = [
+    'QueryFeatures', 'classify_with', 'match_queries',
+    'record_class_embeddings'
+]
