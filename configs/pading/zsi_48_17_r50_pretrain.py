@@ -35,8 +35,6 @@ num_classes = len(classes)
 # (upstream: 1024).
 image_size = (960, 960)
 model = dict(
-    type='PADing',
-    stage=1,
     data_preprocessor=dict(batch_augments=[
         dict(
             type='BatchFixedSizePad',
@@ -46,13 +44,10 @@ model = dict(
             mask_pad_value=0,
             pad_seg=False)
     ]),
-    # Exposes the per-query class embeddings stage 2 learns from.
     panoptic_head=dict(
-        type='ZeroShotMask2FormerHead',
         num_things_classes=num_classes,
         loss_cls=dict(class_weight=[1.0] * num_classes + [0.1])),
-    panoptic_fusion_head=dict(
-        type='UniversalFusionHead', num_things_classes=num_classes))
+    panoptic_fusion_head=dict(num_things_classes=num_classes))
 
 train_pipeline = [
     dict(type='LoadImageFromFile', to_float32=True, backend_args=None),

@@ -14,11 +14,12 @@ _base_ = './zsi_65_15_r50_pretrain.py'
 load_from = 'work_dirs/zsi_65_15_r50_pretrain/iter_140350.pth'
 
 model = dict(
-    stage=2,
+    type='PADing',
     # Stage 2 matches queries to segments with class cost 2.0 (CLASS_WEIGHT
     # of the reference's configs/instance-segmentation/PADing.yaml:55), the
     # stage-1 value.
-    panoptic_head=dict(query_class_cost=2.0),
+    query_class_cost=2.0,
+    panoptic_fusion_head=dict(type='UniversalFusionHead'),
     zero_shot=dict(
         type='ZeroShotLearner',
         class_names={{_base_.classes}},

@@ -13,11 +13,14 @@ _base_ = './zsp_r50_pretrain.py'
 load_from = 'work_dirs/zsp_r50_pretrain/iter_140350.pth'
 
 model = dict(
-    stage=2,
+    type='PADing',
     # Stage 2 matches queries to segments with class cost 5.0 (CLASS_WEIGHT
     # of the reference's configs/panoptic-segmentation/PADing.yaml:54;
     # stage 1: 2.0); mask and dice costs stay 5.0.
-    panoptic_head=dict(query_class_cost=5.0),
+    query_class_cost=5.0,
+    # Panoptic, instance and semantic outputs from the one model.
+    panoptic_fusion_head=dict(type='UniversalFusionHead'),
+    test_cfg=dict(semantic_on=True),
     zero_shot=dict(
         type='ZeroShotLearner',
         class_names={{_base_.classes}},
@@ -42,6 +45,12 @@ model = dict(
         seen_class_weight=1.0,
         unseen_class_weight=5.0,
         no_object_weight=0.1))
+
+val_evaluator = [
+    {{_base_.panoptic_metric}}, {{_base_.instance_metric}},
+    dict(type='GZSLSemSegMetric', zero_shot_split={{_base_.zero_shot_split}})
+]
+test_evaluator = val_evaluator
 
 # The frozen segmenter and the learner are wrapped separately for DDP.
 model_wrapper_cfg = dict(

@@ -14,11 +14,11 @@ _base_ = './zss_r50_pretrain.py'
 load_from = 'work_dirs/zss_r50_pretrain/iter_160000.pth'
 
 model = dict(
-    stage=2,
+    type='PADingSegmentor',
     # Stage 2 matches queries to segments with class cost 5.0 (CLASS_WEIGHT
     # of the reference's configs/semantic-segmentation/PADing.yaml:52;
     # stage 1: 2.0); mask and dice costs stay 5.0.
-    decode_head=dict(query_class_cost=5.0),
+    query_class_cost=5.0,
     zero_shot=dict(
         type='ZeroShotLearner',
         class_names={{_base_.classes}},

@@ -50,13 +50,11 @@ num_classes = 171
 
 # 640 x 640 crops, padded to 640 (Base-COCOStuff-171.yaml:45, 48).
 crop_size = (640, 640)
+# Upstream's EncoderDecoder and Mask2FormerHead: stage 2 (zss_r50.py) loads
+# this model's checkpoint unchanged.
 model = dict(
-    type='PADingSegmentor',
-    stage=1,
     data_preprocessor=dict(size=crop_size),
-    # Exposes the per-query class embeddings stage 2 learns from.
     decode_head=dict(
-        type='ZeroShotMask2FormerSegHead',
         num_classes=num_classes,
         loss_cls=dict(class_weight=[1.0] * num_classes + [0.1])))
 
