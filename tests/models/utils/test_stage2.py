@@ -1,8 +1,8 @@
 """Stage 2 on two DDP processes equals stage 2 on one (CPU, gloo).
 
-A stub detector (TwoStageZeroShotMixin with a segmenter that hands over
-given query embeddings and matched labels) runs the real stage-2
-``train_step``: on one process with the 12 images of an iteration, and on
+A stub detector (a segmenter that hands over given query embeddings and
+matched labels) runs PADing's own ``train_step`` and the stage-2 functions
+it calls (``mmpading/models/utils/stage2.py``): on one process with the 12 images of an iteration, and on
 two gloo processes with 7 and 5 of them (an uneven split, as 12 images on 8
 GPUs give), the learner wrapped by ``MMSeparateDistributedDataParallel`` as
 the configs do. The random draws are made equal: no generator noise, no
@@ -25,8 +25,11 @@ import mmpading  # noqa: F401  (CPU DDP compat, registries)
 from mmpading.datasets.class_embeddings import save_class_embeddings
 from mmpading.datasets.splits import ZeroShotSplit, save_split
 from mmpading.engine.optimizers import PADingOptimWrapperConstructor
-from mmpading.models.heads.zero_shot_mask2former_head import QueryFeatures
-from mmpading.models.utils import TwoStageZeroShotMixin
+from mmpading.models import PADing
+from mmpading.models.learners.zero_shot_learner import unwrap_learner
+from mmpading.models.utils.query_features import QueryFeatures
+from mmpading.models.utils.stage2 import (build_learner, freeze_all_but,
+                                          register_checkpoint_hooks)
 
 CLASS_NAMES = ['a', 'b', 'c', 'd', 'e', 'f', 'g']
 SEEN = ('a', 'c', 'd', 'f', 'g')
@@ -40,31 +43,37 @@ RANK_IMAGES = (7, 5)
 
 
 class QueryHandover(nn.Module):
-    """Stands in for the frozen head: the data are the query features."""
+    """Stands in for the frozen head: only its ``cls_embed`` is used."""
 
     def __init__(self) -> None:
         super().__init__()
         self.cls_embed = nn.Linear(FEAT_DIM, NUM_CLASSES + 1)
 
-    def query_features(self, embeddings, labels) -> QueryFeatures:
-        return QueryFeatures(embeddings, labels, NUM_CLASSES)
 
+class StubDetector(BaseModel):
+    """Set up as PADing is; the batch's data are the query features."""
 
-class StubDetector(TwoStageZeroShotMixin, BaseModel):
-    zero_shot_head_name = 'head'
-    class_count_keys = 'NUM_CLASSES'
+    segmenter_amp = True
+    train_step = PADing.train_step
 
     def __init__(self, zero_shot: dict) -> None:
-        BaseModel.__init__(self)
-        self.head = QueryHandover()
-        self._init_two_stage(2, zero_shot, NUM_CLASSES)
+        super().__init__()
+        self.panoptic_head = QueryHandover()
+        self.zero_shot = build_learner(zero_shot, NUM_CLASSES, FEAT_DIM,
+                                       'NUM_CLASSES')
+        freeze_all_but(self, trainable=self.zero_shot)
+        register_checkpoint_hooks(self, self.panoptic_head.cls_embed,
+                                  'panoptic_head.cls_embed.weight',
+                                  'NUM_CLASSES')
         self.stage1_checkpoint_loaded = True
 
-    def frozen_modules(self) -> list:
-        return [self.head]
+    @property
+    def learner(self):
+        return unwrap_learner(self.zero_shot)
 
-    def extract_feat(self, inputs):
-        return inputs
+    def frozen_query_features(self, data: dict) -> QueryFeatures:
+        return QueryFeatures(data['inputs'], data['data_samples'],
+                             NUM_CLASSES)
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
         raise NotImplementedError('only train_step is used')
@@ -85,7 +94,6 @@ def learner_cfg(files: dict, cross_rank_losses: bool) -> dict:
         num_unseen_per_iter=1,
         unseen_class_weight=3.0,
         no_object_weight=0.25,
-        feat_dim=FEAT_DIM,
         cross_rank_losses=cross_rank_losses,
         **files)
 
