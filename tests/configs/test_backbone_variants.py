@@ -16,7 +16,7 @@ def test_convnext_backbone_builds_and_predicts():
     cfg = Config.fromfile(str(CONFIG))
     assert cfg.model.backbone.type == 'mmpretrain.ConvNeXt'
     # Everything else is inherited from the R-50 stage-1 config.
-    assert cfg.model.type == 'PADing' and cfg.model.stage == 1
+    assert cfg.model.type == 'Mask2Former' and 'stage' not in cfg.model
     assert cfg.model.panoptic_head.num_queries == 100
     cfg.model.backbone.init_cfg = None  # no pretrained file here
     cfg.model.data_preprocessor.batch_augments = None

@@ -106,9 +106,14 @@ def test_config_settings(name):
 
     assert cfg.custom_imports == dict(
         imports=['mmpading'], allow_failed_imports=False)
-    assert model.type == 'PADing'
-    assert head.type == 'ZeroShotMask2FormerHead'
-    assert model.panoptic_fusion_head.type == 'UniversalFusionHead'
+    # Stage 1 is upstream's Mask2Former; stage 2 PADing on it, with the
+    # semantic output of UniversalFusionHead.
+    stage1 = name in STAGE1
+    assert model.type == ('Mask2Former' if stage1 else 'PADing')
+    assert head.type == 'Mask2FormerHead'
+    assert model.panoptic_fusion_head.type == (
+        'MaskFormerFusionHead' if stage1 else 'UniversalFusionHead')
+    assert 'stage' not in model
     assert tuple(cfg.classes) == classes
     num_things = head.num_things_classes
     assert num_things + head.num_stuff_classes == len(classes)
@@ -116,11 +121,12 @@ def test_config_settings(name):
     assert head.loss_cls.class_weight == [1.0] * len(classes) + [0.1]
     if family == 'zsp':
         assert (num_things, head.num_stuff_classes) == (80, 53)
-        assert model.test_cfg.panoptic_on and model.test_cfg.semantic_on
+        assert model.test_cfg.panoptic_on
+        assert model.test_cfg.semantic_on == (not stage1)
         metrics = {metric.type: metric for metric in cfg.val_evaluator}
         assert set(metrics) == {
-            'GZSLPanopticMetric', 'GZSLInstanceMetric', 'GZSLSemSegMetric'
-        }
+            'GZSLPanopticMetric', 'GZSLInstanceMetric'
+        } | (set() if stage1 else {'GZSLSemSegMetric'})
     else:
         assert head.num_stuff_classes == 0
         assert not model.test_cfg.panoptic_on
@@ -164,10 +170,9 @@ def test_config_settings(name):
         assert (head.loss_cls.loss_weight, head.loss_mask.loss_weight,
                 head.loss_dice.loss_weight) == (2.0, 5.0, 5.0)
         assert model.train_cfg.num_points == 12544
-        assert model.stage == 1
         assert 'zero_shot' not in model
         # Stage 1 matches with the training assigner's class cost 2.0.
-        assert 'query_class_cost' not in head
+        assert 'query_class_cost' not in model
         assert model.train_cfg.assigner.match_costs[0].weight == 2.0
         return
 
@@ -175,7 +180,6 @@ def test_config_settings(name):
     _, generator, disentangle, align = STAGE2[name]
     task = STAGE2_TASK[family]
     learner = model.zero_shot
-    assert model.stage == 2
     assert tuple(learner.class_names) == classes
     assert learner.split == split
     assert learner.class_embeddings == cfg.class_embeddings
@@ -188,7 +192,7 @@ def test_config_settings(name):
     # [:, :156] keeps every logit of 133 or 65 / 80 classes.
     assert 'unseen_with_replacement' not in learner
     assert 'synthetic_cls_logits' not in learner
-    assert head.query_class_cost == task['query_class_cost']
+    assert model.query_class_cost == task['query_class_cost']
     assert (learner.generator or {}).get('type') == generator
     assert (learner.disentangle_head is not None) == disentangle
     assert (learner.relation_align_loss is not None) == align
@@ -340,7 +344,7 @@ def assert_finite(log_vars: dict) -> None:
         assert math.isfinite(float(value)), f'{key} = {value}'
 
 
-def check_predictions(outputs, family: str) -> None:
+def check_predictions(outputs, family: str, semantic: bool) -> None:
     num_classes = len(expected_classes(family))
     assert len(outputs) == 2
     for sample in outputs:
@@ -355,9 +359,12 @@ def check_predictions(outputs, family: str) -> None:
             assert int(instances.labels.max()) < 80
             assert sample.pred_panoptic_seg.sem_seg.shape == (1, height,
                                                               width)
-            semantic = sample.pred_sem_seg.sem_seg
-            assert semantic.shape == (1, height, width)
-            assert int(semantic.max()) < num_classes
+            if not semantic:
+                assert 'pred_sem_seg' not in sample
+                continue
+            semantic_map = sample.pred_sem_seg.sem_seg
+            assert semantic_map.shape == (1, height, width)
+            assert int(semantic_map.max()) < num_classes
         else:
             assert 'pred_panoptic_seg' not in sample
             assert 'pred_sem_seg' not in sample
@@ -372,7 +379,9 @@ def evaluate(cfg: Config, val, batch: dict, outputs, family: str) -> None:
             'gzsl_instance/bbox_mAP50_hm', 'gzsl_instance/bbox_R100_hm']
     if family == 'zsp':
         keys += ['gzsl_panoptic/PQ_seen', 'gzsl_panoptic/PQ_unseen',
-                 'gzsl_panoptic/PQ_hm', 'gzsl_semseg/mIoU_hm']
+                 'gzsl_panoptic/PQ_hm']
+        if cfg.model.type == 'PADing':
+            keys.append('gzsl_semseg/mIoU_hm')
     for key in keys:
         assert 0.0 <= metrics[key] <= 100.0, (key, metrics.get(key))
 
@@ -424,7 +433,7 @@ def test_config_trains_and_predicts_on_cpu(name, coco_root, stage1_models):
         classifier = snapshot(learner.classifier)
         # Stage 2 matches with its own class cost, stage 1 with 2.0.
         head = model.panoptic_head
-        assert head.query_assigner.match_costs[0].weight == \
+        assert model.query_assigner.match_costs[0].weight == \
             STAGE2_TASK[family]['query_class_cost']
         assert head.assigner.match_costs[0].weight == 2.0
         log_vars = model.train_step(batch_of(train), optim_wrapper)
@@ -450,6 +459,6 @@ def test_config_trains_and_predicts_on_cpu(name, coco_root, stage1_models):
     batch = batch_of(val)
     with torch.no_grad():
         outputs = model.test_step(batch)
-    check_predictions(outputs, family)
+    check_predictions(outputs, family, semantic=name not in STAGE1)
     if name in STAGE1 or STAGE2[name][2]:
         evaluate(cfg, val, batch, outputs, family)
