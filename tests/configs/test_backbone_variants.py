@@ -36,4 +36,4 @@ def test_convnext_backbone_builds_and_predicts():
     # ConvNeXt-T's four stages feed the pixel decoder.
     assert [f.shape[1] for f in features] == [96, 192, 384, 768]
     assert result.pred_panoptic_seg.sem_seg.shape == (1, 64, 64)
-    assert result.pred_sem_seg.sem_seg.shape == (1, 64, 64)
+    assert result.pred_instances.masks.shape[1:] == (64, 64)
