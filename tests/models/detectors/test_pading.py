@@ -1,11 +1,17 @@
 """PADing's two stages on a tiny generated toy data set."""
 
+import warnings
+
 import pytest
 import torch
+from mmdet.models.dense_heads import Mask2FormerHead
+from mmdet.models.detectors import Mask2Former
 from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.runner import Runner, load_checkpoint
 
+from mmpading.models import PADing
+from mmpading.models.utils.stage2 import classifier_for_inference
 from mmpading.testing import tiny_run_options, toy_config
 
 FROZEN_PREFIXES = ('backbone.', 'panoptic_head.')
@@ -19,6 +25,21 @@ def stage2_runner(root, work_dir, checkpoint, name='pading_toy_stage2',
     return Runner.from_cfg(cfg)
 
 
+def build_toy_model(name: str, root: str, work_dir, **cfg_options):
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cfg = toy_config(name, root, str(work_dir), **tiny_run_options(1))
+    cfg.merge_from_dict(cfg_options)
+    return cfg, MODELS.build(cfg.model)
+
+
+def test_stage1_is_upstream_mask2former(tiny_toy_root, tmp_path):
+    _, model = build_toy_model('pading_toy_stage1', tiny_toy_root, tmp_path)
+    assert type(model) is Mask2Former
+    assert type(model.panoptic_head) is Mask2FormerHead
+
+
 def test_stage1_trains_and_evaluates(tiny_toy_root, tmp_path):
     cfg = toy_config('pading_toy_stage1', tiny_toy_root, str(tmp_path),
                      **tiny_run_options(1))
@@ -26,8 +47,7 @@ def test_stage1_trains_and_evaluates(tiny_toy_root, tmp_path):
     runner.train()
     metrics = runner.val_loop.run()
     for key in ('gzsl_panoptic/PQ_seen', 'gzsl_panoptic/PQ_unseen',
-                'gzsl_panoptic/PQ_hm', 'gzsl_semseg/mIoU_hm',
-                'gzsl_instance/segm_mAP50_hm'):
+                'gzsl_panoptic/PQ_hm', 'gzsl_instance/segm_mAP50_hm'):
         assert key in metrics
         assert 0.0 <= metrics[key] <= 100.0
     # Seen-only training: no training image shows an unseen class.
@@ -42,16 +62,13 @@ def test_stage1_trains_and_evaluates(tiny_toy_root, tmp_path):
 
 def test_matched_labels_are_the_ground_truth_labels(tiny_toy_root,
                                                     tmp_path):
-    cfg = toy_config('pading_toy_stage1', tiny_toy_root, str(tmp_path),
-                     **tiny_run_options(1))
-    runner = Runner.from_cfg(cfg)
-    model = runner.model
-    data = next(iter(runner.train_dataloader))
+    cfg, model = build_toy_model('pading_toy_stage2', tiny_toy_root,
+                                 tmp_path)
+    data = next(iter(Runner.build_dataloader(cfg.train_dataloader)))
     data = model.data_preprocessor(data, True)
-    feats = model.extract_feat(data['inputs'])
-    losses, query_features = model.panoptic_head.loss_and_query_features(
-        feats, data['data_samples'])
-    assert 'loss_cls' in losses
+    # The matching's mask costs are read at random points.
+    torch.manual_seed(0)
+    query_features = model.frozen_query_features(data)
     batch, queries, channels = query_features.embeddings.shape
     assert (batch, channels) == (len(data['data_samples']), 128)
     assert query_features.labels.shape == (batch, queries)
@@ -66,15 +83,69 @@ def test_matched_labels_are_the_ground_truth_labels(tiny_toy_root,
             ]
         matched = query_features.labels[i][query_features.matched[i]]
         assert sorted(matched.tolist()) == sorted(gt_labels)
-    # The loss-free path runs the same assigner and agrees.
-    again = model.panoptic_head.query_features(feats, data['data_samples'])
-    for i in range(batch):
-        assert sorted(again.labels[i].tolist()) == sorted(
-            query_features.labels[i].tolist())
-    # The embeddings are what cls_embed classifies.
-    assert torch.allclose(
-        model.panoptic_head.cls_embed(query_features.embeddings),
-        model.panoptic_head.classify(query_features.embeddings))
+
+    # The embeddings are what cls_embed classifies in the last layer, and
+    # the labels are the matching of upstream's loss (the toy config keeps
+    # the training assigner).
+    head = model.panoptic_head
+    feats = model.extract_feat(data['inputs'])
+    cls_scores, _ = head(feats, data['data_samples'])
+    assert torch.allclose(head.cls_embed(query_features.embeddings),
+                          cls_scores[-1])
+    loss_labels = []
+    get_targets = head.get_targets
+
+    def recording_get_targets(*args, **kwargs):
+        targets = get_targets(*args, **kwargs)
+        loss_labels.append(torch.stack(targets[0]))
+        return targets
+
+    head.get_targets = recording_get_targets
+    # Upstream's loss on the last layer only, from the same random state.
+    forward = head.forward
+    head.forward = lambda *args: [outputs[-1:] for outputs in forward(*args)]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        head.loss(feats, data['data_samples'])
+    assert len(loss_labels) == 1
+    assert torch.equal(loss_labels[0], query_features.labels)
+
+
+def test_upstream_config_with_the_pading_type_builds(tiny_toy_root,
+                                                     tmp_path):
+    """A stage-1 config becomes stage 2 by its type and the learner."""
+    stage2_cfg, _ = build_toy_model('pading_toy_stage2', tiny_toy_root,
+                                    tmp_path)
+    _, model = build_toy_model(
+        'pading_toy_stage1', tiny_toy_root, tmp_path,
+        **{'model.type': 'PADing',
+           'model.zero_shot': stage2_cfg.model.zero_shot.to_dict()})
+    assert type(model) is PADing
+    assert type(model.panoptic_head) is Mask2FormerHead
+    assert model.learner.classifier.in_features == \
+        model.panoptic_head.cls_embed.in_features
+
+
+def test_configs_of_earlier_versions(tiny_toy_root, tmp_path):
+    """stage=2 and the head names still build; stage=1 names Mask2Former."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        _, model = build_toy_model(
+            'pading_toy_stage2', tiny_toy_root, tmp_path,
+            **{'model.stage': 2,
+               'model.panoptic_head.type': 'ZeroShotMask2FormerHead',
+               'model.panoptic_head.query_class_cost': 5.0})
+    assert any('stage=2' in str(w.message) for w in caught)
+    assert model.query_assigner.match_costs[0].weight == 5.0
+    with pytest.raises(ValueError, match="type='Mask2Former'"):
+        build_toy_model('pading_toy_stage2', tiny_toy_root, tmp_path,
+                        **{'model.stage': 1})
+
+
+def test_learner_feat_dim_must_fit_the_head(tiny_toy_root, tmp_path):
+    with pytest.raises(ValueError, match='cls_embed.in_features'):
+        build_toy_model('pading_toy_stage2', tiny_toy_root, tmp_path,
+                        **{'model.zero_shot.feat_dim': 64})
 
 
 class SnapshotHook(Hook):
@@ -101,8 +172,10 @@ def test_stage2_freezes_segmenter_and_trains_learner(tiny_toy_root,
     assert frozen
     for key in frozen:  # parameters and BN statistics alike
         assert torch.equal(state[key], stage1[key]), key
-    assert all(not p.requires_grad for m in model.frozen_modules()
+    assert all(not p.requires_grad for m in (model.backbone,
+                                             model.panoptic_head)
                for p in m.parameters())
+    assert not model.backbone.training and not model.panoptic_head.training
     learner = model.learner
     # The classifier (started as stage 1's cls_embed) and the generator
     # have moved.
@@ -176,9 +249,9 @@ def test_stage2_without_trained_classifier_refuses_to_predict(
     message = str(error.value)
     assert 'classifier (zero_shot.classifier) was never initialised' in \
         message
-    assert 'load_model' in message and 'stage=1' in message
+    assert 'load_model' in message and "type='Mask2Former'" in message
     model.learner.init_classifier_from(model.panoptic_head.cls_embed)
-    assert model.inference_classifier() is model.learner.classifier
+    assert classifier_for_inference(model) is model.learner.classifier
 
 
 def test_missing_checkpoint_names_the_path(tiny_toy_root, tmp_path):
@@ -277,13 +350,13 @@ def test_stage2_matches_with_its_own_class_cost(tiny_toy_root,
     init_default_scope('mmdet')
     cfg = toy_config('pading_toy_stage2', tiny_toy_root, str(tmp_path),
                      **tiny_run_options(1))
-    cfg.model.panoptic_head.query_class_cost = 5.0
+    cfg.model.query_class_cost = 5.0
     model = MODELS.build(cfg.model)
     load_checkpoint(model, stage1_checkpoint, map_location='cpu')
     model.train()
     head = model.panoptic_head
     weights = []
-    for assigner in (head.assigner, head.query_assigner):
+    for assigner in (head.assigner, model.query_assigner):
         original = assigner.assign
 
         def assign(*args, _original=original, _assigner=assigner,
