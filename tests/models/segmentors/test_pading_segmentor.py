@@ -1,4 +1,5 @@
-"""PADingSegmentor: mmseg's Mask2Former in PADing's two stages."""
+"""PADingSegmentor: PADing's stage 2 on mmseg's Mask2Former (stage 1: mmseg's
+own EncoderDecoder)."""
 
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ def model_cfg(files=None, stage=2, num_classes=NUM_CLASSES) -> ConfigDict:
         cross_attn_cfg=dict(embed_dims=FEAT, num_heads=2, batch_first=True),
         ffn_cfg=dict(embed_dims=FEAT, feedforward_channels=64))
     head = dict(
-        type='ZeroShotMask2FormerSegHead',
+        type='Mask2FormerHead',
         in_channels=[8, 16, 32, 64],
         strides=[4, 8, 16, 32],
         feat_channels=FEAT,
@@ -103,8 +104,7 @@ def model_cfg(files=None, stage=2, num_classes=NUM_CLASSES) -> ConfigDict:
                 ]),
             sampler=dict(type='mmdet.MaskPseudoSampler')))
     cfg = dict(
-        type='PADingSegmentor',
-        stage=stage,
+        type='PADingSegmentor' if stage == 2 else 'EncoderDecoder',
         data_preprocessor=dict(
             type='SegDataPreProcessor', mean=[123.675, 116.28, 103.53],
             std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
@@ -178,7 +178,8 @@ def test_stage2_train_step_freezes_segmenter_and_moves_classifier(files):
     model, stage1 = stage2_model(files)
     model.train()
     assert model.stage1_checkpoint_loaded
-    assert all(not m.training for m in model.frozen_modules())
+    frozen = (model.backbone, model.decode_head)
+    assert all(not m.training for m in frozen)
     assert model.learner.training
     before = {k: v.clone() for k, v in model.state_dict().items()
               if k.startswith(('backbone.', 'decode_head.'))}
@@ -200,8 +201,7 @@ def test_stage2_train_step_freezes_segmenter_and_moves_classifier(files):
     after = model.state_dict()
     for key, value in before.items():  # parameters and BN statistics
         assert torch.equal(after[key], value), key
-    assert all(p.grad is None for m in model.frozen_modules()
-               for p in m.parameters())
+    assert all(p.grad is None for m in frozen for p in m.parameters())
 
 
 def test_stage2_without_stage1_weights_says_so(files):
@@ -277,8 +277,13 @@ def test_learner_keys_have_no_ddp_prefix(files):
 
 
 def test_bad_settings_raise(files):
-    with pytest.raises(ValueError, match='stage must be 1 or 2'):
-        MODELS.build(model_cfg(stage=3))
+    cfg = model_cfg(files)
+    cfg['stage'] = 1
+    with pytest.raises(ValueError, match="type='EncoderDecoder'"):
+        MODELS.build(cfg)
+    cfg['stage'] = 3
+    with pytest.raises(ValueError, match='stage must be 2'):
+        MODELS.build(cfg)
     with pytest.raises(ValueError, match='needs `zero_shot`'):
         cfg = model_cfg(files)
         cfg['zero_shot'] = None
@@ -290,20 +295,13 @@ def test_bad_settings_raise(files):
 def test_matched_labels_are_the_label_map_classes(files):
     model, _ = stage2_model(files)
     data = model.data_preprocessor(make_data(), True)
-    samples = model.matching_samples(data['data_samples'])
-    with torch.no_grad():
-        query_features = model.decode_head.query_features(
-            model.extract_feat(data['inputs']), samples)
+    query_features = model.frozen_query_features(data)
     assert query_features.embeddings.shape == (2, 6, FEAT)
+    assert not query_features.embeddings.requires_grad
     for i, sample in enumerate(data['data_samples']):
         label_map = sample.gt_sem_seg.data[0]
         present = sorted(set(label_map.unique().tolist()) - {255})
         assert len(present) == 3
-        gt = samples[i].gt_instances
-        assert sorted(gt.labels.tolist()) == present
-        masks = gt.masks.to_tensor(torch.bool, 'cpu')
-        for label, mask in zip(gt.labels.tolist(), masks):
-            assert torch.equal(mask, label_map == label)
         matched = query_features.labels[i][query_features.matched[i]]
         assert sorted(matched.tolist()) == present
     # Unmatched queries carry the no-object index.
@@ -311,11 +309,19 @@ def test_matched_labels_are_the_label_map_classes(files):
             NUM_CLASSES).all()
 
 
+def test_earlier_head_name_and_its_class_cost(files):
+    cfg = model_cfg(files)
+    cfg.decode_head.type = 'ZeroShotMask2FormerSegHead'
+    cfg.decode_head.query_class_cost = 5.0
+    model = MODELS.build(cfg)
+    assert model.query_assigner.match_costs[0].weight == 5.0
+    assert model.decode_head.assigner.match_costs[0].weight == 2.0
+
+
 @pytest.mark.parametrize('segmenter_amp', [True, False])
 def test_stage2_frozen_forward_shares_the_amp_context(files, segmenter_amp,
                                                       cpu_autocast_wrapper):
-    """As PADing's detector: ``segmenter_amp`` reaches the mixin, so the
-    frozen backbone runs under the first step's autocast (or not)."""
+    """As PADing's detector: with ``segmenter_amp`` the frozen backbone runs under the first step's autocast (or not)."""
     cfg = model_cfg(files)
     cfg.segmenter_amp = segmenter_amp
     torch.manual_seed(0)
