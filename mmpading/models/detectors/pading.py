@@ -11,14 +11,25 @@ from torch import Tensor, nn
 from mmpading.registry import MODELS
 
 from ..learners.zero_shot_learner import ZeroShotLearner, unwrap_learner
-from ..utils.query_features import (QueryFeatures, build_query_assigner,
-                                    classify_with, match_queries,
-                                    record_class_embeddings)
-from ..utils.stage2 import (build_learner, check_stage_argument, classifier_for_inference,
-                            freeze_all_but, frozen_forward_precision,
-                            initialise_classifier, keep_frozen_in_eval,
-                            register_checkpoint_hooks, stage2_optim_wrappers,
-                            train_learner_steps)
+from ..utils.query_features import (
+    QueryFeatures,
+    build_query_assigner,
+    classify_with,
+    match_queries,
+    record_class_embeddings,
+)
+from ..utils.stage2 import (
+    build_learner,
+    check_stage_argument,
+    classifier_for_inference,
+    freeze_all_but,
+    frozen_forward_precision,
+    initialise_classifier,
+    keep_frozen_in_eval,
+    register_checkpoint_hooks,
+    stage2_optim_wrappers,
+    train_learner_steps,
+)
 
 
 @MODELS.register_module()

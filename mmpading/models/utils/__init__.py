@@ -1,5 +1,9 @@
-from .query_features import (QueryFeatures, classify_with, match_queries,
-                             record_class_embeddings)
+from .query_features import (
+                             QueryFeatures,
+                             classify_with,
+                             match_queries,
+                             record_class_embeddings,
+)
 
 __all__ = [
     'QueryFeatures', 'classify_with', 'match_queries',

@@ -321,7 +321,8 @@ def test_earlier_head_name_and_its_class_cost(files):
 @pytest.mark.parametrize('segmenter_amp', [True, False])
 def test_stage2_frozen_forward_shares_the_amp_context(files, segmenter_amp,
                                                       cpu_autocast_wrapper):
-    """As PADing's detector: with ``segmenter_amp`` the frozen backbone runs under the first step's autocast (or not)."""
+    """As PADing's detector: with ``segmenter_amp`` the frozen backbone
+    runs under the first step's autocast (or not)."""
     cfg = model_cfg(files)
     cfg.segmenter_amp = segmenter_amp
     torch.manual_seed(0)

@@ -2,9 +2,9 @@
 
 A stub detector (a segmenter that hands over given query embeddings and
 matched labels) runs PADing's own ``train_step`` and the stage-2 functions
-it calls (``mmpading/models/utils/stage2.py``): on one process with the 12 images of an iteration, and on
-two gloo processes with 7 and 5 of them (an uneven split, as 12 images on 8
-GPUs give), the learner wrapped by ``MMSeparateDistributedDataParallel`` as
+it calls (``mmpading/models/utils/stage2.py``): on one process with the 12
+images of an iteration, and on two gloo processes with 7 and 5 of them (an
+uneven split, as 12 images on 8 GPUs give), the learner wrapped by ``MMSeparateDistributedDataParallel`` as
 the configs do. The random draws are made equal: no generator noise, no
 dropout, zero noise for the disentanglement KL; the unseen classes of the
 classifier step are drawn from the same seed (on rank 0 under DDP).
@@ -28,8 +28,11 @@ from mmpading.engine.optimizers import PADingOptimWrapperConstructor
 from mmpading.models import PADing
 from mmpading.models.learners.zero_shot_learner import unwrap_learner
 from mmpading.models.utils.query_features import QueryFeatures
-from mmpading.models.utils.stage2 import (build_learner, freeze_all_but,
-                                          register_checkpoint_hooks)
+from mmpading.models.utils.stage2 import (
+    build_learner,
+    freeze_all_but,
+    register_checkpoint_hooks,
+)
 
 CLASS_NAMES = ['a', 'b', 'c', 'd', 'e', 'f', 'g']
 SEEN = ('a', 'c', 'd', 'f', 'g')
