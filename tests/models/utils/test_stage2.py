@@ -5,9 +5,10 @@ matched labels) runs PADing's own ``train_step`` and the stage-2 functions
 it calls (``mmpading/models/utils/stage2.py``): on one process with the 12
 images of an iteration, and on two gloo processes with 7 and 5 of them (an
 uneven split, as 12 images on 8 GPUs give), the learner wrapped by
-``MMSeparateDistributedDataParallel`` as the configs do. The random draws are made equal: no generator noise, no
-dropout, zero noise for the disentanglement KL; the unseen classes of the
-classifier step are drawn from the same seed (on rank 0 under DDP).
+``MMSeparateDistributedDataParallel`` as the configs do. The random draws
+are made equal: no generator noise, no dropout, zero noise for the
+disentanglement KL; the unseen classes of the classifier step are drawn
+from the same seed (on rank 0 under DDP).
 """
 import json
 import socket
