@@ -89,9 +89,10 @@ def read_checkpoint_contents(checkpoint: str) -> CheckpointContents:
 
 
 def config_stage(cfg: Config | dict) -> int:
-    """The stage a config's model trains or predicts in (1 or 2)."""
+    """The stage a config's model trains or predicts in (1 or 2): stage 2
+    has a ``zero_shot`` learner; stage 1 is the upstream model."""
     model = cfg.get('model', None) or {}
-    return 2 if model.get('stage', 1) == 2 else 1
+    return 2 if model.get('zero_shot') is not None else 1
 
 
 def _is_local(checkpoint: str) -> bool:

@@ -194,7 +194,7 @@ def test_stage2_phases_on_a_synthetic_batch(tiny_toy_root, tmp_path,
         cfg = bench.load_benchmark_config('pading_toy_stage2_projection',
                                           tiny_toy_root, str(tmp_path))
         model = MODELS.build(cfg.model)
-        model.learner.init_classifier_from(model.zero_shot_head.cls_embed)
+        model.learner.init_classifier_from(model.segmenter_head.cls_embed)
         model.train()
         optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
         batch = next(bench.synthetic_batches(model, 2, 64, 80, seed=0))

@@ -225,8 +225,8 @@ def load_benchmark_config(config: str, data_root: str | None,
             raise ValueError('--data-root applies to configs/toy configs '
                              f'only, not {path}')
         cfg = Config.fromfile(path)
-    if cfg.model.get('stage') != 2 or 'zero_shot' not in cfg.model:
-        raise ValueError(f'{path} is not a stage-2 config (model.stage=2 '
+    if 'zero_shot' not in cfg.model:
+        raise ValueError(f'{path} is not a stage-2 config (a PADing model '
                          'with a zero_shot learner)')
     _strip_pretrained(cfg.model)
     zero_shot = cfg.model.zero_shot
@@ -274,7 +274,7 @@ def to_upstream_config(model_cfg: dict) -> ConfigDict:
     ``ZeroShotMask2FormerHead``, ``UniversalFusionHead``, ...) is replaced
     by the first upstream mmdet class among its bases (``Mask2Former``,
     ``Mask2FormerHead``, ``MaskFormerFusionHead``), and the constructor
-    arguments our subclasses add (``stage``, ``zero_shot``,
+    arguments our subclasses add (``zero_shot``, ``query_class_cost``,
     ``seen_class_ids``, ``calibration_gamma``, ...) are dropped, found from
     the subclasses' signatures rather than listed by hand. Our classes only
     add to upstream's, so every remaining key means the same upstream.
@@ -344,7 +344,7 @@ def build_model_pair(
     """
     ours = MODELS.build(cfg.model)
     quiet_init_weights(ours)
-    head, learner = ours.zero_shot_head, ours.learner
+    head, learner = ours.segmenter_head, ours.learner
     classifier = learner.classifier
     if not isinstance(classifier, nn.Linear):
         raise TypeError('the upstream model can only take a Linear '
@@ -369,7 +369,8 @@ def build_model_pair(
         for key, value in ours.state_dict().items()
         if not key.startswith('zero_shot.')
     }
-    name = ours.zero_shot_head_name
+    name = next(name for name, module in ours.named_children()
+                if module is head)
     state[f'{name}.cls_embed.weight'] = classifier.weight.detach().clone()
     state[f'{name}.cls_embed.bias'] = classifier.bias.detach().clone()
     upstream.load_state_dict(state, strict=True)

@@ -1,9 +1,10 @@
 """Time a PADing stage-1 training iteration against upstream Mask2Former.
 
-Stage 1 is Mask2Former trained on the seen classes, with mmpading's head
-(``ZeroShotMask2FormerHead``) and fusion head in place of upstream's. This
-script builds the stage-1 model of a config with random weights and the
-upstream mmdet ``Mask2Former`` of the same config (see
+Stage 1 is upstream's Mask2Former trained on the seen classes; a config
+may still name mmpading classes (e.g. ``UniversalFusionHead`` or the earlier
+``ZeroShotMask2FormerHead``). This script builds the stage-1 model of a
+config with random weights and the upstream mmdet ``Mask2Former`` of the
+same config (see
 ``benchmark_inference.to_upstream_config``) with the same weights, and times
 ``model.train_step`` (forward, losses, backward, optimizer step with the
 config's optimizer, gradient clipping and parameter-wise learning rates)
@@ -125,9 +126,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_stage1_config(path: str) -> Config:
     """The config, ready to build offline; refuses a stage-2 config."""
     cfg = Config.fromfile(path)
-    if cfg.model.get('stage', 1) != 1:
-        raise ValueError(f'{path} is a stage-{cfg.model.stage} config; give '
-                         'a stage-1 (pretrain) config')
+    if 'zero_shot' in cfg.model:
+        raise ValueError(f'{path} is a stage-2 config; give a stage-1 '
+                         '(pretrain) config')
     _strip_pretrained(cfg.model)
     return cfg
 

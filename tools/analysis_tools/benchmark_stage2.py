@@ -368,7 +368,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     model = MODELS.build(cfg.model)
     quiet_init_weights(model)
     # Stage 2 starts from stage 1's cls_embed; no checkpoint here.
-    model.learner.init_classifier_from(model.zero_shot_head.cls_embed)
+    model.learner.init_classifier_from(model.segmenter_head.cls_embed)
     model.to(device).train()
     if args.amp:
         enable_amp(cfg)

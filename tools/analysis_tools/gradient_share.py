@@ -282,11 +282,11 @@ def build_model(cfg: Config, args: argparse.Namespace) -> tuple[Any, str]:
         if stage == 1 and not model.stage1_checkpoint_loaded:
             raise ValueError(
                 f'{args.checkpoint} holds no stage-1 classifier '
-                f'({model.zero_shot_head_name}.cls_embed): give the stage-1 '
+                f'(the segmenter head\'s cls_embed): give the stage-1 '
                 'checkpoint of this config (load_from) or a stage-2 one')
     if not bool(learner.classifier_initialised):
         # As stage 2 starts: the classifier is stage 1's cls_embed.
-        learner.init_classifier_from(model.zero_shot_head.cls_embed)
+        learner.init_classifier_from(model.segmenter_head.cls_embed)
     # The learner trains (dropout on); the segmenter stays frozen in eval.
     return model.to(args.device).train(), source
 

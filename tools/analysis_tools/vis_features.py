@@ -136,7 +136,7 @@ def real_features(model: torch.nn.Module, dataset, num_images: int,
     """Class embeddings of the queries matched to ground-truth segments.
 
     Args:
-        model (nn.Module): A model with ``zero_shot_head.query_features``.
+        model (nn.Module): A stage-2 model (``frozen_query_features``).
         dataset (BaseDataset): Images with ground truth.
         num_images (int): Use the first ``num_images`` images.
         batch_size (int): Images per forward pass.
@@ -158,9 +158,8 @@ def real_features(model: torch.nn.Module, dataset, num_images: int,
                 preprocessor.pad_gt_masks(samples)
             if getattr(preprocessor, 'pad_seg', False):
                 preprocessor.pad_gt_sem_seg(samples)
-            query_features = model.zero_shot_head.query_features(
-                model.extract_feat(data['inputs']),
-                model.matching_samples(samples))
+            query_features = model.frozen_query_features(
+                dict(inputs=data['inputs'], data_samples=samples))
         matched = query_features.matched
         features.append(query_features.embeddings[matched].float().cpu())
         labels.append(query_features.labels[matched].cpu())
@@ -383,7 +382,7 @@ def collect_panel(label: str, config: str, checkpoint: str, dataset,
     if learner is None:
         raise ValueError(
             f'{label} ({config}) is not a stage-2 model: it has no '
-            'zero-shot learner (model.stage=2) and so no generator')
+            'zero-shot learner (model.zero_shot) and so no generator')
     if learner.generator is None:
         raise ValueError(
             f'{label} ({config}) has no feature generator (e.g. the '
