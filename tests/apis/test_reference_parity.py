@@ -38,6 +38,7 @@ from mmpading.apis.checkpoint_conversion import (
     convert_state_dict,
     reference_layout,
 )
+from mmpading.models.utils.query_features import record_class_embeddings
 from mmpading.testing.reference_init import RULE_VERSION, reference_state_dict
 
 DATA_DIR = Path(__file__).parents[1] / 'data' / 'reference_parity'
@@ -103,21 +104,22 @@ def preprocess(model, image_rgb: np.ndarray, meta: dict) -> dict:
 
 def run(model, image_rgb: np.ndarray, meta: dict) -> dict:
     """Predictions and the head's last-layer outputs of one forward."""
-    head = getattr(model, 'decode_head', None) or model.panoptic_head
+    head = model.segmenter_head
     recorded = {}
-    forward = head.forward_with_embeddings
+    forward = head.forward
 
     def recording_forward(*args, **kwargs):
         recorded['outputs'] = forward(*args, **kwargs)
         return recorded['outputs']
 
     data = preprocess(model, image_rgb, meta)
-    head.forward_with_embeddings = recording_forward
+    head.forward = recording_forward
     try:
-        with torch.no_grad():
+        with torch.no_grad(), \
+                record_class_embeddings(head.cls_embed) as embeddings:
             prediction = model.predict(data['inputs'],
                                        data['data_samples'])[0]
-            _, mask_preds, embeddings = recorded['outputs']
+            _, mask_preds = recorded['outputs']
             embedding = embeddings[-1][0]
             head_outputs = {
                 'query_embeddings': embedding,
@@ -126,7 +128,7 @@ def run(model, image_rgb: np.ndarray, meta: dict) -> dict:
                 'mask_logits': mask_preds[-1][0],
             }
     finally:
-        del head.forward_with_embeddings
+        del head.forward
     return {'head': head_outputs, 'prediction': prediction}
 
 
