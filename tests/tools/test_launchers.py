@@ -180,8 +180,7 @@ def test_dist_train_stage2_wraps_only_the_learner(stage1_dist, toy_cwd):
         assert probe['wrapper'] == 'MMSeparateDistributedDataParallel'
         assert probe['children']['zero_shot'] == 'MMDistributedDataParallel'
         assert probe['children']['backbone'] == 'ResNet'
-        assert probe['children']['panoptic_head'] == \
-            'ZeroShotMask2FormerHead'
+        assert probe['children']['panoptic_head'] == 'Mask2FormerHead'
         assert probe['after']
         assert all(key.startswith('zero_shot.') for key in probe['after'])
     # The ranks trained on different images ...

@@ -83,9 +83,7 @@ def test_stage1_and_generator_free_models_are_skipped():
     hook.before_train_iter(SimpleNamespace(iter=0), 0)
     hook.after_train_iter(SimpleNamespace(iter=0), 0)
 
-    no_generator = SimpleNamespace(
-        stage=2, request_gradient_share=None,
-        learner=SimpleNamespace(generator=None))
+    no_generator = SimpleNamespace(learner=SimpleNamespace(generator=None))
     hook.before_train(fake_runner(no_generator, messages))
     assert len(messages) == 2 and 'has no generator' in messages[1]
 
