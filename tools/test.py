@@ -28,7 +28,7 @@ from mmpading.apis.checkpoint_checks import (
     CheckpointMismatchError,
     check_config_checkpoint,
 )
-from mmpading.utils import process_group_cleanup
+from mmpading.utils import process_group_cleanup, setup_cpu_distributed
 from mmpading.utils.compat import CheckpointLoadError
 from mmpading.utils.config_utils import (
     DataRootError,
@@ -119,6 +119,9 @@ def check_inputs(cfg: Config, checkpoint: str) -> str | None:
 
 def main() -> None:
     args = parse_args()
+    # Process-wide: mmengine's launchers and DDP wrappers on a machine
+    # without a GPU (with one they run unchanged).
+    setup_cpu_distributed()
     try:
         cfg = build_config(args)
         note = check_inputs(cfg, args.checkpoint)

@@ -37,7 +37,7 @@ from mmpading.datasets.training_checks import (
     ZeroShotTrainingDataError,
     check_zero_shot_training_data,
 )
-from mmpading.utils import process_group_cleanup
+from mmpading.utils import process_group_cleanup, setup_cpu_distributed
 from mmpading.utils.compat import CheckpointLoadError
 from mmpading.utils.config_utils import (
     DataRootError,
@@ -166,6 +166,9 @@ def check_inputs(cfg: Config) -> None:
 
 def main() -> None:
     args = parse_args()
+    # Process-wide: mmengine's launchers and DDP wrappers on a machine
+    # without a GPU (with one they run unchanged).
+    setup_cpu_distributed()
     try:
         cfg = build_config(args)
         check_inputs(cfg)
