@@ -38,7 +38,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .class_embeddings import save_class_embeddings
-from .splits import ZeroShotSplit, describe_unknown, save_split
+from .splits import (
+    TOY_STUFF_CLASSES,
+    TOY_THING_CLASSES,
+    TOY_UNSEEN_CLASSES,
+    ZeroShotSplit,
+    describe_unknown,
+    save_split,
+)
 
 # Flat, well separated colours (RGB). Things and stuff may use any of them.
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -59,13 +66,10 @@ TEXTURES = ('stripes', 'checker', 'dots')
 # Things have no texture: they are flat, which is an attribute too.
 FLAT = 'flat'
 
-DEFAULT_THING_CLASSES = ('red circle', 'green circle', 'yellow circle',
-                         'blue circle', 'red square', 'blue square',
-                         'yellow square', 'green triangle', 'blue triangle',
-                         'yellow triangle')
-DEFAULT_STUFF_CLASSES = ('grey stripes', 'brown stripes', 'grey checker',
-                         'purple checker', 'brown checker')
-DEFAULT_UNSEEN_CLASSES = ('blue circle', 'yellow square', 'brown checker')
+# The classes of the registered split 'toy' (mmpading/datasets/splits.py).
+DEFAULT_THING_CLASSES = TOY_THING_CLASSES
+DEFAULT_STUFF_CLASSES = TOY_STUFF_CLASSES
+DEFAULT_UNSEEN_CLASSES = TOY_UNSEEN_CLASSES
 
 THING_CATEGORY_START = 1
 STUFF_CATEGORY_START = 101

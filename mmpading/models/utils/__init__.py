@@ -1,3 +1,7 @@
-from .two_stage_mixin import LEARNER_DDP_PREFIX, TwoStageZeroShotMixin
+"""Helpers of the models, imported by their module path.
 
-__all__ = ['LEARNER_DDP_PREFIX', 'TwoStageZeroShotMixin']
+The low-level pieces here (``class_masks``, ``rank_gather``) are imported by
+heads and learners, and ``two_stage_mixin`` imports the learners: this
+``__init__`` re-exports nothing, so importing a helper does not import the
+models above it (no import cycle).
+"""

@@ -21,12 +21,12 @@ import torch.multiprocessing as mp
 from mmengine.model import BaseModel, MMSeparateDistributedDataParallel
 from torch import nn
 
-import mmpading  # noqa: F401  (CPU DDP compat, registries)
+import mmpading  # noqa: F401  (registries)
 from mmpading.datasets.class_embeddings import save_class_embeddings
 from mmpading.datasets.splits import ZeroShotSplit, save_split
 from mmpading.engine.optimizers import PADingOptimWrapperConstructor
 from mmpading.models.heads.zero_shot_mask2former_head import QueryFeatures
-from mmpading.models.utils import TwoStageZeroShotMixin
+from mmpading.models.utils.two_stage_mixin import TwoStageZeroShotMixin
 
 CLASS_NAMES = ['a', 'b', 'c', 'd', 'e', 'f', 'g']
 SEEN = ('a', 'c', 'd', 'f', 'g')
