@@ -4,7 +4,8 @@ The import graph has an edge ``a -> b`` for every ``import`` / ``from``
 statement of module ``a`` that names the mmpading module ``b``, at module
 level or inside a function (a lazy import still ties the two modules
 together), and an edge to each package above ``b`` that is not above ``a``
-(importing ``b`` runs its ``__init__``). It must have no cycle.
+(importing ``b`` runs its ``__init__``). It must have no cycle, and the
+package holds no code that only tests use (that is ``tests/_helpers``).
 """
 from __future__ import annotations
 
@@ -131,6 +132,28 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(components)
 
 
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """The modules that importing ``start`` imports, directly or not."""
+    seen, todo = set(), [start]
+    while todo:
+        for target in graph.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """First components of the absolute imports of a file."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split('.')[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names.add((node.module or '').split('.')[0])
+    return names
+
+
 @pytest.fixture(scope='module')
 def graph() -> dict[str, set[str]]:
     return import_graph()
@@ -165,3 +188,18 @@ def test_no_import_cycles(graph):
     assert cycles == [], 'import cycles in mmpading/:\n' + '\n'.join(
         ' <-> '.join(cycle) for cycle in cycles)
 
+
+
+def test_apis_do_not_import_test_code(graph):
+    assert 'mmpading.apis' in graph
+    test_code = sorted(module for module in reachable(graph, 'mmpading.apis')
+                       if module.split('.')[1:2] == ['testing'])
+    assert test_code == []
+
+
+def test_the_package_holds_no_test_code(graph):
+    assert [m for m in graph if m.split('.')[1:2] == ['testing']] == []
+    uses_test_code = sorted(
+        module for module, path in package_modules().items()
+        if top_level_imports(path) & {'pytest', '_helpers'})
+    assert uses_test_code == []

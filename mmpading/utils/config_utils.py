@@ -276,6 +276,29 @@ def load_rebased_config(path: str,
     return cfg
 
 
+def toy_config(name: str,
+               data_root: str | None = None,
+               work_dir: str | None = None,
+               **options: Any) -> Config:
+    """Load ``configs/toy/<name>.py`` for another data root.
+
+    Args:
+        name (str): Config name without ``.py``, e.g.
+            ``'pading_toy_stage1'``.
+        data_root (str, optional): Folder of a generated toy data set that
+            replaces ``data/toy/`` everywhere in the config
+            (:func:`rebase_data_root`).
+        work_dir (str, optional): Work directory.
+        **options: Dotted overrides, as ``--cfg-options`` takes them.
+
+    Returns:
+        Config: The loaded config.
+    """
+    return load_rebased_config(
+        osp.join(TOY_CONFIG_DIR, f'{name}.py'), data_root, work_dir,
+        **options)
+
+
 def enable_amp(cfg: Config) -> None:
     """Switch every optimizer wrapper of ``cfg`` to AmpOptimWrapper."""
     optim_wrapper = cfg.optim_wrapper

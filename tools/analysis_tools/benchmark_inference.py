@@ -83,14 +83,17 @@ from mmpading.datasets.class_embeddings import (
     resolve_class_embeddings_path,
     save_class_embeddings,
 )
-from mmpading.testing import toy_config
-from mmpading.testing.toy_configs import TOY_CONFIG_DIR, TOY_DATA_ROOT
 from mmpading.utils.benchmarking import (
     add_timing_arguments,
     check_timing_arguments,
     cuda_peak_bytes,
     print_table,
     synchronize,
+)
+from mmpading.utils.config_utils import (
+    TOY_CONFIG_DIR,
+    TOY_DATA_ROOT,
+    toy_config,
 )
 
 DEFAULT_CONFIG = 'pading_toy_stage2'

@@ -6,7 +6,9 @@ from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.runner import Runner, load_checkpoint
 
-from mmpading.testing import tiny_run_options, toy_config
+from mmpading.utils.config_utils import toy_config
+
+from _helpers import tiny_run_options
 
 FROZEN_PREFIXES = ('backbone.', 'panoptic_head.')
 

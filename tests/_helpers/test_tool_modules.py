@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from mmpading.testing import load_tool_module
+from _helpers import load_tool_module
 
 SCRIPT = '''
 from dataclasses import dataclass
