@@ -203,3 +203,9 @@ def test_the_package_holds_no_test_code(graph):
         module for module, path in package_modules().items()
         if top_level_imports(path) & {'pytest', '_helpers'})
     assert uses_test_code == []
+
+
+def test_command_line_parsing_lives_with_the_tools():
+    parsing = sorted(module for module, path in package_modules().items()
+                     if 'argparse' in top_level_imports(path))
+    assert parsing == []

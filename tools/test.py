@@ -32,7 +32,6 @@ from mmpading.utils import process_group_cleanup, setup_cpu_distributed
 from mmpading.utils.compat import CheckpointLoadError
 from mmpading.utils.config_utils import (
     DataRootError,
-    add_data_root_argument,
     check_dataset_roots,
     cwd_note,
     load_tool_config,
@@ -57,7 +56,12 @@ def parse_args() -> argparse.Namespace:
         '--show-dir',
         help='write prediction overlays to this folder (inside the work '
         'dir\'s timestamped folder, as mmdet does)')
-    add_data_root_argument(parser)
+    parser.add_argument(
+        '--data-root',
+        help='read the data set from this folder: every path of the config '
+        'under its data_root (data sets, split, class embeddings, metric '
+        'annotation files) is re-rooted here; --cfg-options data_root=DIR '
+        'does the same')
     parser.add_argument(
         '--cfg-options',
         nargs='+',

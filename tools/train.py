@@ -41,7 +41,6 @@ from mmpading.utils import process_group_cleanup, setup_cpu_distributed
 from mmpading.utils.compat import CheckpointLoadError
 from mmpading.utils.config_utils import (
     DataRootError,
-    add_data_root_argument,
     check_dataset_roots,
     enable_amp,
     load_tool_config,
@@ -74,7 +73,12 @@ def parse_args() -> argparse.Namespace:
         const='auto',
         help='resume from this checkpoint, or without a path from the '
         'latest checkpoint in the work dir')
-    add_data_root_argument(parser)
+    parser.add_argument(
+        '--data-root',
+        help='read the data set from this folder: every path of the config '
+        'under its data_root (data sets, split, class embeddings, metric '
+        'annotation files) is re-rooted here; --cfg-options data_root=DIR '
+        'does the same')
     parser.add_argument(
         '--cfg-options',
         nargs='+',

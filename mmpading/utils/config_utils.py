@@ -9,7 +9,6 @@ own ``data_root`` to a new folder instead.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import os.path as osp
 from collections.abc import Sequence
@@ -195,17 +194,6 @@ def check_dataset_roots(cfg: Config, dataloaders: Sequence[str]) -> None:
                     'every data path of the config (the toy data set: '
                     'tools/dataset_converters/make_toy_dataset.py --out-dir '
                     'DIR)')
-
-
-def add_data_root_argument(parser: argparse.ArgumentParser) -> None:
-    """``--data-root DIR`` of ``tools/train.py`` / ``tools/test.py``, which
-    :func:`load_tool_config` takes."""
-    parser.add_argument(
-        '--data-root',
-        help='read the data set from this folder: every path of the config '
-        'under its data_root (data sets, split, class embeddings, metric '
-        'annotation files) is re-rooted here; --cfg-options data_root=DIR '
-        'does the same')
 
 
 def load_tool_config(path: str,
