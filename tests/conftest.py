@@ -32,7 +32,9 @@ def stage1_checkpoint(tiny_toy_root, tmp_path_factory) -> str:
     """A stage-1 checkpoint trained for 2 iterations on the tiny toy set."""
     from mmengine.runner import Runner
 
-    from mmpading.testing import tiny_run_options, toy_config
+    from mmpading.utils.config_utils import toy_config
+
+    from _helpers import tiny_run_options
     work_dir = tmp_path_factory.mktemp('stage1')
     cfg = toy_config('pading_toy_stage1', tiny_toy_root, str(work_dir),
                      **tiny_run_options(2))

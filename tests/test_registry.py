@@ -15,7 +15,7 @@ from mmpading.registry import (
     MultiScopeRegistry,
     upstream_scope_of,
 )
-from mmpading.testing import toy_config
+from mmpading.utils.config_utils import toy_config
 
 UPSTREAM = {'mmdet': mmdet_registry, 'mmseg': mmseg_registry}
 REGISTERED = [(reg.name, name) for reg in ALL_REGISTRIES for name in reg.names]

@@ -28,11 +28,10 @@ from mmpading.apis.checkpoint_checks import (
     CheckpointMismatchError,
     check_config_checkpoint,
 )
-from mmpading.utils import process_group_cleanup
+from mmpading.utils import process_group_cleanup, setup_cpu_distributed
 from mmpading.utils.compat import CheckpointLoadError
 from mmpading.utils.config_utils import (
     DataRootError,
-    add_data_root_argument,
     check_dataset_roots,
     cwd_note,
     load_tool_config,
@@ -57,7 +56,12 @@ def parse_args() -> argparse.Namespace:
         '--show-dir',
         help='write prediction overlays to this folder (inside the work '
         'dir\'s timestamped folder, as mmdet does)')
-    add_data_root_argument(parser)
+    parser.add_argument(
+        '--data-root',
+        help='read the data set from this folder: every path of the config '
+        'under its data_root (data sets, split, class embeddings, metric '
+        'annotation files) is re-rooted here; --cfg-options data_root=DIR '
+        'does the same')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -119,6 +123,9 @@ def check_inputs(cfg: Config, checkpoint: str) -> str | None:
 
 def main() -> None:
     args = parse_args()
+    # Process-wide: mmengine's launchers and DDP wrappers on a machine
+    # without a GPU (with one they run unchanged).
+    setup_cpu_distributed()
     try:
         cfg = build_config(args)
         note = check_inputs(cfg, args.checkpoint)

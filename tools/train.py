@@ -37,11 +37,10 @@ from mmpading.datasets.training_checks import (
     ZeroShotTrainingDataError,
     check_zero_shot_training_data,
 )
-from mmpading.utils import process_group_cleanup
+from mmpading.utils import process_group_cleanup, setup_cpu_distributed
 from mmpading.utils.compat import CheckpointLoadError
 from mmpading.utils.config_utils import (
     DataRootError,
-    add_data_root_argument,
     check_dataset_roots,
     enable_amp,
     load_tool_config,
@@ -74,7 +73,12 @@ def parse_args() -> argparse.Namespace:
         const='auto',
         help='resume from this checkpoint, or without a path from the '
         'latest checkpoint in the work dir')
-    add_data_root_argument(parser)
+    parser.add_argument(
+        '--data-root',
+        help='read the data set from this folder: every path of the config '
+        'under its data_root (data sets, split, class embeddings, metric '
+        'annotation files) is re-rooted here; --cfg-options data_root=DIR '
+        'does the same')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -166,6 +170,9 @@ def check_inputs(cfg: Config) -> None:
 
 def main() -> None:
     args = parse_args()
+    # Process-wide: mmengine's launchers and DDP wrappers on a machine
+    # without a GPU (with one they run unchanged).
+    setup_cpu_distributed()
     try:
         cfg = build_config(args)
         check_inputs(cfg)

@@ -1,7 +1,5 @@
 from .model_loading import (
-                              add_model_arguments,
                               build_eval_dataset,
-                              check_model_arguments,
                               collate,
                               config_path,
                               load_model,
@@ -22,5 +20,5 @@ __all__ = [
     'train_toy_config', 'WorkDirInUseError', 'build_eval_dataset',
     'collate', 'load_model',
     'load_trained_model', 'resolve_config', 'toy_config_names',
-    'add_model_arguments', 'check_model_arguments', 'config_path'
+    'config_path'
 ]

@@ -7,7 +7,6 @@ set with ground truth, without the Runner's training or evaluation loops.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import os.path as osp
@@ -16,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.dataset import BaseDataset, pseudo_collate
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
@@ -27,7 +26,6 @@ from mmpading.registry import UPSTREAM_SCOPES
 from mmpading.utils.compat import CheckpointLoadError
 from mmpading.utils.config_utils import (
     TOY_CONFIG_DIR,
-    DataRootError,
     load_rebased_config,
 )
 
@@ -175,71 +173,3 @@ def collate(dataset: BaseDataset, indices: Sequence[int]) -> dict:
     return pseudo_collate([dataset[index] for index in indices])
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, item: str) -> None:
-    """The command-line arguments of the tools that compare models.
-
-    Adds ``--model LABEL CONFIG CHECKPOINT`` (repeatable), ``--data-root``,
-    ``--split``, ``--batch-size``, ``--device`` and ``--cfg-options``.
-
-    Args:
-        parser (ArgumentParser): The tool's parser.
-        item (str): What one ``--model`` becomes, e.g. ``'a panel'``.
-    """
-    parser.add_argument(
-        '--model',
-        nargs=3,
-        action='append',
-        required=True,
-        metavar=('LABEL', 'CONFIG', 'CHECKPOINT'),
-        help=f'{item}: its title, a toy config name or config file, and '
-        'the checkpoint (repeat for several)')
-    parser.add_argument(
-        '--data-root',
-        help='data folder replacing each config\'s data_root (data/toy/ '
-        'in the toy configs) in all its paths (default: the configs\' '
-        'own)')
-    parser.add_argument(
-        '--split',
-        default='val',
-        choices=('val', 'test', 'train'),
-        help='the data set whose images are used')
-    parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='dotted overrides applied to every config')
-
-
-def check_model_arguments(parser: argparse.ArgumentParser,
-                          args: argparse.Namespace,
-                          positive: Sequence[str] = ()) -> None:
-    """Reject bad input of :func:`add_model_arguments` before any build.
-
-    Args:
-        parser (ArgumentParser): The parser, whose ``error`` exits with a
-            one-line message.
-        args (Namespace): Parsed arguments.
-        positive (Sequence[str]): Integer arguments that must be >= 1
-            (attribute names, e.g. ``'num_images'``).
-    """
-    for name in ('batch_size', *positive):
-        if getattr(args, name) < 1:
-            parser.error(f'--{name.replace("_", "-")} must be >= 1')
-    labels = [label for label, _, _ in args.model]
-    if len(set(labels)) != len(labels):
-        parser.error(f'--model labels must differ, got {labels}')
-    if args.data_root is not None and not osp.isdir(args.data_root):
-        parser.error(f'--data-root {args.data_root!r} is not a folder; '
-                     'generate the toy data set with tools/'
-                     'dataset_converters/make_toy_dataset.py')
-    for label, config, checkpoint in args.model:
-        if not osp.isfile(checkpoint):
-            parser.error(f'--model {label}: checkpoint {checkpoint!r} not '
-                         'found; train the config first (tools/train.py) '
-                         'or fix the path')
-        try:
-            resolve_config(config, args.data_root, args.cfg_options)
-        except (FileNotFoundError, DataRootError) as error:
-            parser.error(f'--model {label}: {error}')

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from mmpading.apis.toy_experiments import evaluate_toy_config, train_toy_config
 from mmpading.datasets.splits import load_split
-from mmpading.testing import TOY_DATA_ROOT, toy_config
+from mmpading.utils.config_utils import TOY_DATA_ROOT, toy_config
 
 STAGE1_CONFIG = 'pading_toy_stage1'
 DEFAULT_DATA_ROOT = TOY_DATA_ROOT

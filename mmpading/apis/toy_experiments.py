@@ -13,7 +13,7 @@ from mmengine.runner import Runner
 
 from mmpading.datasets.training_checks import check_zero_shot_training_data
 from mmpading.engine.runners import QuietConsoleRunner
-from mmpading.testing import toy_config
+from mmpading.utils.config_utils import toy_config
 
 
 def last_checkpoint(work_dir: str) -> str | None:

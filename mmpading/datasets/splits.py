@@ -19,7 +19,8 @@ Registered splits (see ``docs/data_preparation.md``):
 - ``'zss_cocostuff'``: zero-shot semantic segmentation, COCO-Stuff 164k,
   156 seen / 15 unseen of the 171 classes of mmseg's ``COCOStuffDataset``.
 - ``'toy'``: the default classes of the bundled toy data set
-  (:mod:`mmpading.datasets.toy_generator`).
+  (:data:`TOY_THING_CLASSES`, :data:`TOY_STUFF_CLASSES`; written by
+  :mod:`mmpading.datasets.toy_generator`).
 """
 from __future__ import annotations
 
@@ -306,9 +307,15 @@ def _zsi(name: str, seen: Sequence[str],
     return split
 
 
-def _toy() -> ZeroShotSplit:
-    from .toy_generator import default_toy_split
-    return default_toy_split()
+# The default classes of the toy data set (metainfo order: things, then
+# stuff); the toy generator draws these unless told otherwise.
+TOY_THING_CLASSES = ('red circle', 'green circle', 'yellow circle',
+                     'blue circle', 'red square', 'blue square',
+                     'yellow square', 'green triangle', 'blue triangle',
+                     'yellow triangle')
+TOY_STUFF_CLASSES = ('grey stripes', 'brown stripes', 'grey checker',
+                     'purple checker', 'brown checker')
+TOY_UNSEEN_CLASSES = ('blue circle', 'yellow square', 'brown checker')
 
 
 SPLIT_BUILDERS: dict[str, Callable[[], ZeroShotSplit]] = {
@@ -321,7 +328,8 @@ SPLIT_BUILDERS: dict[str, Callable[[], ZeroShotSplit]] = {
     'zss_cocostuff':
     lambda: _complement('zss_cocostuff', _coco_stuff_classes(), ZSS_UNSEEN),
     'toy':
-    _toy,
+    lambda: _complement('toy', TOY_THING_CLASSES + TOY_STUFF_CLASSES,
+                        TOY_UNSEEN_CLASSES),
 }
 
 

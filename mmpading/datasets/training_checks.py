@@ -22,31 +22,18 @@ log a warning that the training set contains unseen classes.
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Mapping
 
-from mmengine.logging import print_log
+from .unseen_in_training import (
+    MODE_FIX,
+    OPT_OUT,
+    TRAINING_MODES,
+    ZeroShotTrainingDataError,
+    warn_unseen_in_training,
+)
+from .zero_shot_mixin import ZeroShotDatasetMixin
 
-OPT_OUT = 'allow_unseen_in_training'
 ZERO_SHOT_MODELS = ('PADing', 'PADingSegmentor')
-TRAINING_MODES = ('drop_unseen', 'ignore_unseen')
-
-
-class ZeroShotTrainingDataError(ValueError):
-    """A training set of a zero-shot run would show unseen classes."""
-
-
-MODE_FIX = ("zero_shot_mode='drop_unseen' for training (the PADing "
-            "protocol), 'ignore_unseen' for the ZSS protocol (unseen pixels "
-            'ignored)')
-
-
-def warn_unseen_in_training(source: str, reason: str) -> None:
-    """Log (WARNING) that a training set contains unseen classes."""
-    print_log(
-        f'{source}: {OPT_OUT}=True: the training set contains images with '
-        f'unseen classes ({reason}); unseen-class results of this run are '
-        'not zero-shot.', logger='current', level=logging.WARNING)
 
 
 def _short_type(dataset_type) -> str:
@@ -117,7 +104,6 @@ def check_zero_shot_training_data(cfg: Mapping) -> None:
     loader = cfg.get('train_dataloader')
     if not loader or not loader.get('dataset'):
         return
-    from .zero_shot_mixin import ZeroShotDatasetMixin
     scope = cfg.get('default_scope') or 'mmdet'
     for where, dataset_cfg in iter_leaf_datasets(loader['dataset']):
         source = _describe(where, dataset_cfg)

@@ -46,7 +46,7 @@ from .file_checks import (
     sample_file_problems,
 )
 from .splits import ZeroShotSplit, resolve_split
-from .training_checks import (
+from .unseen_in_training import (
     MODE_FIX,
     OPT_OUT,
     ZeroShotTrainingDataError,

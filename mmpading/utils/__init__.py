@@ -4,10 +4,10 @@ from .compat import (
                      mmengine_safe_globals,
 )
 from .config_utils import DataRootError, load_rebased_config, rebase_data_root
-from .dist_compat import apply_cpu_dist_compat, process_group_cleanup
+from .dist_compat import process_group_cleanup, setup_cpu_distributed
 
 __all__ = [
-    'CheckpointLoadError', 'DataRootError', 'apply_cpu_dist_compat',
-    'apply_torch_load_compat', 'load_rebased_config',
-    'mmengine_safe_globals', 'process_group_cleanup', 'rebase_data_root'
+    'CheckpointLoadError', 'DataRootError', 'apply_torch_load_compat',
+    'load_rebased_config', 'mmengine_safe_globals', 'process_group_cleanup',
+    'rebase_data_root', 'setup_cpu_distributed'
 ]

@@ -9,7 +9,6 @@ own ``data_root`` to a new folder instead.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import os.path as osp
 from collections.abc import Sequence
@@ -197,17 +196,6 @@ def check_dataset_roots(cfg: Config, dataloaders: Sequence[str]) -> None:
                     'DIR)')
 
 
-def add_data_root_argument(parser: argparse.ArgumentParser) -> None:
-    """``--data-root DIR`` of ``tools/train.py`` / ``tools/test.py``, which
-    :func:`load_tool_config` takes."""
-    parser.add_argument(
-        '--data-root',
-        help='read the data set from this folder: every path of the config '
-        'under its data_root (data sets, split, class embeddings, metric '
-        'annotation files) is re-rooted here; --cfg-options data_root=DIR '
-        'does the same')
-
-
 def load_tool_config(path: str,
                      data_root: str | None = None,
                      cfg_options: dict | None = None) -> Config:
@@ -274,6 +262,29 @@ def load_rebased_config(path: str,
     if options:
         cfg.merge_from_dict(options)
     return cfg
+
+
+def toy_config(name: str,
+               data_root: str | None = None,
+               work_dir: str | None = None,
+               **options: Any) -> Config:
+    """Load ``configs/toy/<name>.py`` for another data root.
+
+    Args:
+        name (str): Config name without ``.py``, e.g.
+            ``'pading_toy_stage1'``.
+        data_root (str, optional): Folder of a generated toy data set that
+            replaces ``data/toy/`` everywhere in the config
+            (:func:`rebase_data_root`).
+        work_dir (str, optional): Work directory.
+        **options: Dotted overrides, as ``--cfg-options`` takes them.
+
+    Returns:
+        Config: The loaded config.
+    """
+    return load_rebased_config(
+        osp.join(TOY_CONFIG_DIR, f'{name}.py'), data_root, work_dir,
+        **options)
 
 
 def enable_amp(cfg: Config) -> None:

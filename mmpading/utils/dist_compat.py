@@ -1,6 +1,11 @@
 """Distributed training on the CPU with mmengine 0.10.x.
 
-Applied once on ``import mmpading``.
+Process-wide patches of mmengine, so they are not applied on
+``import mmpading``: a tool that may run distributed calls
+:func:`setup_cpu_distributed` before it builds the Runner
+(``tools/train.py``, ``tools/test.py``), as mmdet's tools call
+``setup_cache_size_limit_of_dynamo``; so does a script or test that starts
+a process group on the CPU itself.
 
 mmengine assumes a GPU for its ``pytorch`` and ``slurm`` launchers:
 
@@ -83,8 +88,13 @@ def _ddp_init(original: Callable) -> Callable:
     return __init__
 
 
-def apply_cpu_dist_compat() -> None:
-    """Let mmengine's launchers and DDP wrappers run on the CPU (idempotent).
+def setup_cpu_distributed() -> None:
+    """Let mmengine's launchers and DDP wrappers run on the CPU.
+
+    Replaces ``mmengine.dist.utils._init_dist_pytorch`` /
+    ``_init_dist_slurm`` and ``MMDistributedDataParallel.__init__`` for the
+    whole process (see the module docstring); with a GPU they call
+    mmengine's code unchanged. Idempotent.
     """
     for name in ('_init_dist_pytorch', '_init_dist_slurm'):
         init_fn = getattr(dist_utils, name)

@@ -10,8 +10,8 @@ from mmpading.apis.checkpoint_checks import (
     check_checkpoint_fits,
     read_checkpoint_contents,
 )
-from mmpading.testing import toy_config
 from mmpading.utils.compat import CheckpointLoadError
+from mmpading.utils.config_utils import toy_config
 
 
 def save(path, initialised: int | None, ddp: bool = False) -> str:

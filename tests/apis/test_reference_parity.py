@@ -4,9 +4,9 @@
 (heshuting555/PADing on detectron2 0.6, run on the CPU by
 ``tools/model_converters/make_reference_parity_fixture.py``) computed on a
 synthetic 128 x 168 image (``input.npz``; results resized back to
-96 x 126) with the seeded weights of
-:func:`mmpading.testing.reference_init.reference_state_dict`: ZSP (all of
-it), ZSI 48/17 and ZSS (without the mask and ``class_embed`` logits).
+96 x 126) with the seeded weights of :func:`mmpading.apis.
+random_reference_weights.reference_state_dict`: ZSP (all of it), ZSI 48/17
+and ZSS (without the mask and ``class_embed`` logits).
 Here each reference-layout state dict is rebuilt from its key / shape list
 (``reference_keys/``) and the rule, converted with
 :func:`convert_state_dict`, loaded into the stage-2 model of
@@ -38,8 +38,11 @@ from mmpading.apis.checkpoint_conversion import (
     convert_state_dict,
     reference_layout,
 )
+from mmpading.apis.random_reference_weights import (
+    RULE_VERSION,
+    reference_state_dict,
+)
 from mmpading.models.utils.query_features import record_class_embeddings
-from mmpading.testing.reference_init import RULE_VERSION, reference_state_dict
 
 DATA_DIR = Path(__file__).parents[1] / 'data' / 'reference_parity'
 KEYS_DIR = Path(__file__).parent / 'reference_keys'

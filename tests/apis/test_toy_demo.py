@@ -18,7 +18,9 @@ from mmpading.apis.toy_demo import (
     load_seed_sweep,
     schedule_of,
 )
-from mmpading.testing import load_tool_module, toy_config
+from mmpading.utils.config_utils import toy_config
+
+from _helpers import load_tool_module
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

@@ -14,7 +14,7 @@ from mmpading.datasets import (
     check_zero_shot_training_data,
 )
 from mmpading.registry import DATASETS
-from mmpading.testing import toy_config
+from mmpading.utils.config_utils import toy_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOY_CONFIGS = sorted(p.stem for p in (REPO_ROOT / 'configs/toy').glob('*.py'))

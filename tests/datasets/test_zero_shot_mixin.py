@@ -20,7 +20,7 @@ from mmpading.datasets import (
 )
 from mmpading.datasets.file_checks import DataFileError
 from mmpading.registry import DATASETS
-from mmpading.testing import toy_config
+from mmpading.utils.config_utils import toy_config
 
 
 @pytest.fixture

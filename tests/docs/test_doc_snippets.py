@@ -59,7 +59,8 @@ from mmseg import registry as mmseg_registry
 from torch import nn
 
 from mmpading.registry import ALL_REGISTRIES
-from mmpading.testing import load_tool_module
+
+from _helpers import load_tool_module
 
 SNIPPETS = all_snippets()
 UPSTREAM = {'mmdet': mmdet_registry, 'mmseg': mmseg_registry}

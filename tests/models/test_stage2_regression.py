@@ -31,7 +31,9 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mmpading  # noqa: F401  (registers components)
-from mmpading.testing import tiny_run_options, toy_config
+from mmpading.utils.config_utils import toy_config
+
+from _helpers import tiny_run_options
 
 EXPECTED_DIR = Path(__file__).parents[1] / 'data' / 'stage2_regression'
 WRITE = os.environ.get('MMPADING_WRITE_EXPECTED') == '1'

@@ -10,7 +10,8 @@ import pytest
 
 from mmpading.datasets.splits import ZeroShotSplit, get_split, save_split
 from mmpading.datasets.toy_generator import generate_toy_dataset
-from mmpading.testing import load_tool_module
+
+from _helpers import load_tool_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS = REPO_ROOT / 'tools'

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mmpading.testing import load_tool_module
+from _helpers import load_tool_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = REPO_ROOT / 'tools' / 'analysis_tools' / 'gpu_check.py'

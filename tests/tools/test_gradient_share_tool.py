@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmpading.testing import load_tool_module
+from _helpers import load_tool_module
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / 'tools' / 'analysis_tools' / 'gradient_share.py'

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mmpading.testing import load_tool_module
+from _helpers import load_tool_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DIST_INFO = 'mmpading-0.0.0.dist-info'

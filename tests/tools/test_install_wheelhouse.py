@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from mmpading.testing import load_tool_module
+from _helpers import load_tool_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL = REPO_ROOT / 'tools' / 'install.py'

@@ -20,7 +20,7 @@ from mmengine.runner import load_checkpoint
 
 from mmpading.datasets.toy_generator import generate_toy_dataset
 from mmpading.registry import MODELS
-from mmpading.testing import toy_config
+from mmpading.utils.config_utils import toy_config
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / 'tools'

@@ -13,7 +13,8 @@ from mmpading.apis.toy_demo import (
     DemoLayout,
     schedule_of,
 )
-from mmpading.testing import load_tool_module
+
+from _helpers import load_tool_module
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / 'tools' / 'analysis_tools' / 'measure_demo_seeds.py'

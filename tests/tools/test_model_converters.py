@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mmpading.apis.checkpoint_checks import read_checkpoint_contents
-from mmpading.testing import load_tool_module
+
+from _helpers import load_tool_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOL = REPO_ROOT / 'tools' / 'model_converters' / 'pading_to_mmpading.py'

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmpading.testing import load_tool_module
+from _helpers import load_tool_module
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / 'tools' / 'analysis_tools' / 'run_ablation.py'

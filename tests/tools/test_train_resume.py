@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from mmpading.engine.hooks.random_state_hook import RANDOM_STATE_KEY
-from mmpading.testing import state_differences
+
+from _helpers import state_differences
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_ITERS = 6

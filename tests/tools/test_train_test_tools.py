@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mmpading.datasets.toy_generator import generate_toy_dataset
-from mmpading.testing import load_tool_module
+
+from _helpers import load_tool_module
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = [

@@ -41,14 +41,14 @@ from mmengine.utils import ProgressBar
 
 from mmpading.models import GMMNGenerator, MMDLoss, PrimitiveGenerator
 from mmpading.utils.benchmarking import (
-    add_timing_arguments,
-    check_timing_arguments,
     cuda_peak_bytes,
     mib,
     print_table,
     proc_status_bytes,
     synchronize,
 )
+
+from tool_arguments import add_timing_arguments, check_timing_arguments
 
 
 def parse_args() -> argparse.Namespace:

@@ -55,9 +55,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import inspect
 import json
-import logging
 import os.path as osp
 import statistics
 import sys
@@ -66,37 +64,31 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config, ConfigDict
-from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.runner import CheckpointLoader
 from mmengine.utils import ProgressBar
 from torch import nn
 
 import mmpading  # noqa: F401  (registers components)
-from mmpading.apis import config_path
-from mmpading.datasets.class_embeddings import (
-    resolve_class_embeddings_path,
-    save_class_embeddings,
-)
-from mmpading.testing import toy_config
-from mmpading.testing.toy_configs import TOY_CONFIG_DIR, TOY_DATA_ROOT
 from mmpading.utils.benchmarking import (
-    add_timing_arguments,
-    check_timing_arguments,
     cuda_peak_bytes,
     print_table,
     synchronize,
 )
+from mmpading.utils.config_utils import TOY_DATA_ROOT
 
-DEFAULT_CONFIG = 'pading_toy_stage2'
-# Dimension of the random class embeddings written when the config's file
-# is missing (CLIP ViT-B/16 text embeddings are 512-d).
-RANDOM_EMBEDDING_DIM = 512
+from benchmark_setup import (
+    DEFAULT_CONFIG,
+    load_benchmark_config,
+    quiet_init_weights,
+    to_upstream_config,
+)
+from tool_arguments import add_timing_arguments, check_timing_arguments
+
 RATIO_TARGET = 1.03
 
 
@@ -167,160 +159,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-# ------------------------------------------------------------------ config
-def is_toy_config(path: str) -> bool:
-    return osp.samefile(osp.dirname(osp.abspath(path)), TOY_CONFIG_DIR)
-
-
-def default_toy_data_root(tmp_dir: str, num_train: int = 2,
-                          image_size: int = 128) -> str:
-    """``data/toy`` if it was generated, else a small generated set."""
-    if osp.isfile(osp.join(TOY_DATA_ROOT, 'split.json')):
-        return TOY_DATA_ROOT
-    from mmpading.datasets.toy_generator import generate_toy_dataset
-    root = osp.join(tmp_dir, 'toy')
-    print(f'{TOY_DATA_ROOT} not found: generating a toy data set '
-          f'({num_train} training images) in {root}')
-    generate_toy_dataset(
-        root, seed=0, num_train=num_train, num_val=1, image_size=image_size)
-    return root
-
-
-def _strip_pretrained(cfg: Any) -> Any:
-    """Drop ``init_cfg=dict(type='Pretrained', ...)``: nothing downloads."""
-    if isinstance(cfg, dict):
-        init_cfg = cfg.get('init_cfg')
-        if isinstance(init_cfg, dict) and \
-                init_cfg.get('type') == 'Pretrained':
-            cfg['init_cfg'] = None
-        for value in cfg.values():
-            _strip_pretrained(value)
-    elif isinstance(cfg, (list, tuple)):
-        for value in cfg:
-            _strip_pretrained(value)
-    return cfg
-
-
-def load_benchmark_config(config: str, data_root: str | None,
-                          tmp_dir: str, num_train: int = 2) -> Config:
-    """Load a stage-2 config ready to build offline.
-
-    Args:
-        config (str): Name in ``configs/toy`` or path.
-        data_root (str, optional): Toy data set for a toy config.
-        tmp_dir (str): Folder for generated files.
-        num_train (int): Training images of a generated toy set.
-
-    Returns:
-        Config: With ``Pretrained`` initialisations dropped and, where the
-        class-embedding file is missing, random embeddings in ``tmp_dir``.
-    """
-    path = config_path(config)
-    if is_toy_config(path):
-        if data_root is None:
-            data_root = default_toy_data_root(tmp_dir, num_train)
-        cfg = toy_config(osp.splitext(osp.basename(path))[0], data_root)
-    else:
-        if data_root is not None:
-            raise ValueError('--data-root applies to configs/toy configs '
-                             f'only, not {path}')
-        cfg = Config.fromfile(path)
-    if 'zero_shot' not in cfg.model:
-        raise ValueError(f'{path} is not a stage-2 config (a PADing model '
-                         'with a zero_shot learner)')
-    _strip_pretrained(cfg.model)
-    zero_shot = cfg.model.zero_shot
-    if not osp.isfile(
-            resolve_class_embeddings_path(zero_shot.class_embeddings)):
-        random_file = osp.join(tmp_dir, 'random_class_embeddings.json')
-        names = list(zero_shot.class_names)
-        vectors = np.random.default_rng(0).standard_normal(
-            (len(names), RANDOM_EMBEDDING_DIM)).astype(np.float32)
-        save_class_embeddings(random_file, names, vectors,
-                              'random vectors for benchmarking')
-        print(f'{zero_shot.class_embeddings} not found: random '
-              f'{RANDOM_EMBEDDING_DIM}-d class embeddings instead')
-        zero_shot.class_embeddings = random_file
-    return cfg
-
-
-def _upstream_base(cls: type) -> type:
-    """First class in ``cls``'s MRO that upstream mmdet registers."""
-    for base in cls.__mro__:
-        if base.__module__.startswith('mmdet.') and \
-                MODELS.get(base.__name__) is base:
-            return base
-    raise TypeError(f'{cls.__name__} has no upstream mmdet base class')
-
-
-def _own_keyword_args(cls: type, upstream: type) -> set[str]:
-    """Named ``__init__`` arguments that classes above ``upstream`` add."""
-    upstream_names = set(inspect.signature(upstream.__init__).parameters)
-    names = set()
-    for klass in cls.__mro__[:cls.__mro__.index(upstream)]:
-        if '__init__' in vars(klass):
-            for name, param in inspect.signature(
-                    klass.__init__).parameters.items():
-                if param.kind in (param.POSITIONAL_OR_KEYWORD,
-                                  param.KEYWORD_ONLY):
-                    names.add(name)
-    return names - upstream_names - {'self'}
-
-
-def to_upstream_config(model_cfg: dict) -> ConfigDict:
-    """The upstream mmdet model config closest to an mmpading one.
-
-    Every ``type`` that names an mmpading class (``PADing``,
-    ``ZeroShotMask2FormerHead``, ``UniversalFusionHead``, ...) is replaced
-    by the first upstream mmdet class among its bases (``Mask2Former``,
-    ``Mask2FormerHead``, ``MaskFormerFusionHead``), and the constructor
-    arguments our subclasses add (``zero_shot``, ``query_class_cost``,
-    ``seen_class_ids``, ``calibration_gamma``, ...) are dropped, found from
-    the subclasses' signatures rather than listed by hand. Our classes only
-    add to upstream's, so every remaining key means the same upstream.
-    ``test_cfg.semantic_on`` is switched off: upstream's fusion head
-    refuses it.
-
-    Args:
-        model_cfg (dict): ``cfg.model`` of an mmpading config.
-
-    Returns:
-        ConfigDict: A config that builds upstream classes only.
-    """
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, (list, tuple)):
-            return type(value)(convert(item) for item in value)
-        if not isinstance(value, dict):
-            return value
-        value = dict(value)
-        cls = MODELS.get(value['type']) if isinstance(
-            value.get('type'), str) else None
-        if inspect.isclass(cls) and cls.__module__.startswith('mmpading'):
-            upstream = _upstream_base(cls)
-            for name in _own_keyword_args(cls, upstream):
-                value.pop(name, None)
-            value['type'] = upstream.__name__
-        return {key: convert(item) for key, item in value.items()}
-
-    upstream_cfg = ConfigDict(convert(copy.deepcopy(dict(model_cfg))))
-    if upstream_cfg.get('test_cfg') is not None:
-        upstream_cfg.test_cfg.semantic_on = False
-    return upstream_cfg
-
-
 # ------------------------------------------------------------------ models
-def quiet_init_weights(model: nn.Module) -> None:
-    """``init_weights`` without its per-parameter log lines."""
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
-
-
 def build_model_pair(
         cfg: Config,
         device: torch.device,

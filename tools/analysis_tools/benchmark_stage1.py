@@ -4,8 +4,8 @@ Stage 1 is upstream's Mask2Former trained on the seen classes; a config
 may still name mmpading classes (e.g. ``UniversalFusionHead`` or the earlier
 ``ZeroShotMask2FormerHead``). This script builds the stage-1 model of a
 config with random weights and the upstream mmdet ``Mask2Former`` of the
-same config (see
-``benchmark_inference.to_upstream_config``) with the same weights, and times
+same config (see ``benchmark_setup.to_upstream_config``) with the same
+weights, and times
 ``model.train_step`` (forward, losses, backward, optimizer step with the
 config's optimizer, gradient clipping and parameter-wise learning rates)
 of both on the same synthetic batches, in turn (A B, B A, ...). It prints
@@ -13,7 +13,7 @@ the median seconds per iteration, their ratio, the peak CUDA memory of
 each model's step and whether every loss stayed finite.
 
 Images are random with rectangular thing segments and striped stuff
-(``benchmark_stage2.synthetic_sample``), of every class, at
+(``benchmark_setup.synthetic_sample``), of every class, at
 ``--image-size`` (default: the config's ``BatchFixedSizePad`` size; an
 explicit size is also what that pads to, e.g. 1024 as upstream's LSJ
 config where ``zsp_r50_pretrain.py`` uses the reference's 928).
@@ -37,7 +37,6 @@ import argparse
 import copy
 import json
 import math
-import os.path as osp
 import statistics
 import sys
 import time
@@ -53,8 +52,6 @@ from torch import nn
 
 from mmpading.apis import config_path
 from mmpading.utils.benchmarking import (
-    add_timing_arguments,
-    check_timing_arguments,
     loss_values,
     mib,
     print_table,
@@ -62,17 +59,15 @@ from mmpading.utils.benchmarking import (
 )
 from mmpading.utils.config_utils import enable_amp
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from benchmark_inference import (  # noqa: E402
-    _strip_pretrained,
+from benchmark_setup import (
+    fixed_pad_size,
     quiet_init_weights,
+    set_fixed_pad_size,
+    strip_pretrained,
+    synthetic_batches,
     to_upstream_config,
 )
-from benchmark_stage2 import (  # noqa: E402
-    _fixed_pad_size,
-    set_fixed_pad_size,
-    synthetic_batches,
-)
+from tool_arguments import add_timing_arguments, check_timing_arguments
 
 DEFAULT_CONFIG = 'configs/pading/zsp_r50_pretrain.py'
 
@@ -129,7 +124,7 @@ def load_stage1_config(path: str) -> Config:
     if 'zero_shot' in cfg.model:
         raise ValueError(f'{path} is a stage-2 config; give a stage-1 '
                          '(pretrain) config')
-    _strip_pretrained(cfg.model)
+    strip_pretrained(cfg.model)
     return cfg
 
 
@@ -171,7 +166,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     models = dict(pading=ours, upstream=upstream)
     wrappers = {name: optim_wrapper_of(cfg, model, args.amp)
                 for name, model in models.items()}
-    size = args.image_size or _fixed_pad_size(cfg) or (128, )
+    size = args.image_size or fixed_pad_size(cfg) or (128, )
     height, width = (list(size) * 2)[:2]
     batches = synthetic_batches(ours, args.batch_size, height, width,
                                 args.seed, seen_only=False)

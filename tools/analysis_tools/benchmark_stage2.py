@@ -61,24 +61,17 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
-import numpy as np
 import torch
 from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
-from mmdet.structures.bbox import HorizontalBoxes
-from mmdet.structures.mask import BitmapMasks
 from mmengine.config import Config
 from mmengine.optim import OptimWrapperDict, build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
-from mmengine.structures import InstanceData, PixelData
 from mmengine.utils import ProgressBar
 from torch import nn
 
 from mmpading.apis import config_path
 from mmpading.utils.benchmarking import (
-    add_timing_arguments,
-    check_timing_arguments,
     loss_values,
     max_rss_bytes,
     mib,
@@ -88,12 +81,15 @@ from mmpading.utils.benchmarking import (
 )
 from mmpading.utils.config_utils import enable_amp
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from benchmark_inference import (  # noqa: E402
+from benchmark_setup import (
     DEFAULT_CONFIG,
+    fixed_pad_size,
     load_benchmark_config,
     quiet_init_weights,
+    set_fixed_pad_size,
+    synthetic_batches,
 )
+from tool_arguments import add_timing_arguments, check_timing_arguments
 
 RATIO_TARGET = 0.15
 PHASES = ('frozen', 'generator', 'classifier')
@@ -163,25 +159,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------ batches
-def _fixed_pad_size(cfg: Config) -> tuple[int, int] | None:
-    for augment in cfg.model.data_preprocessor.get('batch_augments') or []:
-        if augment.get('type') == 'BatchFixedSizePad':
-            return tuple(augment['size'])
-    return None
-
-
-def set_fixed_pad_size(cfg: Config, size: list[int]) -> None:
-    """Make ``BatchFixedSizePad`` pad to ``size`` (height [width]).
-
-    An explicit ``--image-size`` is the size trained at: without this, the
-    data preprocessor would pad a small image up to the config's size.
-    """
-    height, width = (list(size) * 2)[:2]
-    for augment in cfg.model.data_preprocessor.get('batch_augments') or []:
-        if augment.get('type') == 'BatchFixedSizePad':
-            augment['size'] = (height, width)
-
-
 def _has_train_data(cfg: Config) -> bool:
     dataset = cfg.train_dataloader.dataset
     ann_file = osp.join(dataset.get('data_root', ''), dataset.ann_file)
@@ -196,113 +173,6 @@ def dataloader_batches(cfg: Config, batch_size: int | None) -> Iterator:
     loader = Runner.build_dataloader(loader_cfg)
     while True:
         yield from loader
-
-
-def synthetic_sample(seen_things: list[int], seen_stuff: list[int],
-                     height: int, width: int, rng: np.random.Generator,
-                     index: int) -> tuple[torch.Tensor, DetDataSample]:
-    """One random image with panoptic ground truth of the given classes.
-
-    Stuff classes fill vertical bands; 3 to 6 rectangles of thing classes
-    lie on top (later ones occlude earlier ones), as ``PackDetInputs``
-    would pack them.
-
-    Args:
-        seen_things (list[int]): Thing labels to draw from.
-        seen_stuff (list[int]): Stuff labels to draw from.
-        height (int): Image height.
-        width (int): Image width.
-        rng (np.random.Generator): Source of randomness.
-        index (int): ``img_id`` of the sample.
-
-    Returns:
-        tuple[Tensor, DetDataSample]: The image, uint8 (3, H, W), and its
-        ground truth (``gt_instances``, ``gt_sem_seg`` of (1, H, W)).
-    """
-    sem_seg = np.full((height, width), 255, dtype=np.int32)
-    if seen_stuff:
-        edges = np.linspace(0, width, rng.integers(2, 4) + 1).astype(int)
-        for left, right in zip(edges[:-1], edges[1:]):
-            sem_seg[:, left:right] = rng.choice(seen_stuff)
-    instance_map = np.full((height, width), -1, dtype=np.int64)
-    labels = []
-    for instance in range(rng.integers(3, 7) if seen_things else 0):
-        box_h = rng.integers(height // 8, height // 2 + 1)
-        box_w = rng.integers(width // 8, width // 2 + 1)
-        top = rng.integers(0, height - box_h + 1)
-        left = rng.integers(0, width - box_w + 1)
-        instance_map[top:top + box_h, left:left + box_w] = instance
-        labels.append(int(rng.choice(seen_things)))
-    masks, kept = [], []
-    for instance, label in enumerate(labels):
-        mask = instance_map == instance
-        if mask.any():  # not entirely occluded
-            masks.append(mask.astype(np.uint8))
-            kept.append(label)
-            sem_seg[mask] = label
-    boxes = []
-    for mask in masks:
-        rows, cols = np.nonzero(mask)
-        boxes.append([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
-    image = torch.from_numpy(
-        rng.integers(0, 256, (3, height, width), dtype=np.uint8))
-    sample = DetDataSample(
-        metainfo=dict(
-            img_id=index,
-            img_shape=(height, width),
-            ori_shape=(height, width),
-            scale_factor=(1.0, 1.0),
-            flip=False,
-            flip_direction=None))
-    sample.gt_instances = InstanceData(
-        bboxes=HorizontalBoxes(
-            torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)),
-        labels=torch.tensor(kept, dtype=torch.long),
-        masks=BitmapMasks(
-            np.stack(masks) if masks else np.zeros((0, height, width),
-                                                   np.uint8), height, width))
-    sample.gt_sem_seg = PixelData(sem_seg=torch.from_numpy(sem_seg)[None])
-    return image, sample
-
-
-def synthetic_batches(model: nn.Module,
-                      batch_size: int,
-                      height: int,
-                      width: int,
-                      seed: int,
-                      seen_only: bool = True) -> Iterator:
-    """Endless batches of :func:`synthetic_sample` images.
-
-    Args:
-        model (nn.Module): The model; its panoptic head's thing and stuff
-            counts give the labels, restricted to its learner's seen
-            classes if ``seen_only`` (stage 2).
-        batch_size (int): Images per batch.
-        height (int): Image height.
-        width (int): Image width.
-        seed (int): Seed of the images and segments.
-        seen_only (bool): Seen classes only (needs ``model.learner``).
-
-    Yields:
-        dict: ``inputs`` (list of uint8 (3, H, W)) and ``data_samples``.
-    """
-    head = model.panoptic_head
-    num_things = head.num_things_classes
-    labels = (model.learner.seen_ids.tolist() if seen_only else list(
-        range(num_things + head.num_stuff_classes)))
-    things = [label for label in labels if label < num_things]
-    stuff = [label for label in labels if label >= num_things]
-    rng = np.random.default_rng(seed)
-    index = 0
-    while True:
-        images, samples = [], []
-        for _ in range(batch_size):
-            image, sample = synthetic_sample(things, stuff, height, width,
-                                             rng, index)
-            images.append(image)
-            samples.append(sample)
-            index += 1
-        yield dict(inputs=images, data_samples=samples)
 
 
 # ------------------------------------------------------------------- timing
@@ -380,7 +250,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     synthetic = args.synthetic or not _has_train_data(cfg)
     batch_size = args.batch_size or cfg.train_dataloader.batch_size
     if synthetic:
-        size = args.image_size or _fixed_pad_size(cfg) or (128, )
+        size = args.image_size or fixed_pad_size(cfg) or (128, )
         height, width = (list(size) * 2)[:2]
         if not args.synthetic:
             print(f'{cfg.filename}: training data not found; synthetic '
@@ -388,7 +258,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         batches = synthetic_batches(model, batch_size, height, width,
                                     args.seed)
         source = f'synthetic {height}x{width}'
-        pad = _fixed_pad_size(cfg)
+        pad = fixed_pad_size(cfg)
         if pad and (height < pad[0] or width < pad[1]):
             # BatchFixedSizePad pads training batches up to its size.
             source += f' padded to {max(height, pad[0])}x{max(width, pad[1])}'

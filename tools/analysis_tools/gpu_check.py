@@ -62,7 +62,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-TOOLS = Path(__file__).resolve().parent
 PARTS = ('versions', 'cuda_ops', 'stage1', 'stage2', 'inference', 'nccl')
 STAGE1_CONFIG = 'configs/pading/zsp_r50_pretrain.py'
 STAGE2_CONFIG = 'configs/pading/zsp_r50.py'
@@ -230,7 +229,8 @@ def _device(args: argparse.Namespace):
 
 
 def _tool(name: str):
-    sys.path.insert(0, str(TOOLS))
+    """A benchmark script of this folder, imported to run its parts here
+    (the folder of a running script is the first entry of sys.path)."""
     import importlib
     return importlib.import_module(name)
 

@@ -67,15 +67,12 @@ from mmpading.utils.benchmarking import print_table
 from mmpading.utils.compat import CheckpointLoadError
 from mmpading.utils.config_utils import DataRootError, check_data_root_folder
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from benchmark_inference import (  # noqa: E402
+from benchmark_setup import (
     RANDOM_EMBEDDING_DIM,
-    _strip_pretrained,
+    fixed_pad_size,
     quiet_init_weights,
-)
-from benchmark_stage2 import (  # noqa: E402
-    _fixed_pad_size,
     set_fixed_pad_size,
+    strip_pretrained,
     synthetic_batches,
 )
 
@@ -206,7 +203,7 @@ def load_config(args: argparse.Namespace, tmp_dir: str) -> tuple[Config,
                          'gradient to share')
     notes = []
     if args.random_weights:
-        _strip_pretrained(cfg.model)  # nothing downloads
+        strip_pretrained(cfg.model)  # nothing downloads
     if args.image_size:
         # The size measured at: not padded up to the config's.
         set_fixed_pad_size(cfg, args.image_size)
@@ -300,7 +297,7 @@ def batches(cfg: Config, model: Any, args: argparse.Namespace
             raise ValueError('--synthetic makes panoptic ground truth for '
                              'PADing (mmdet) configs only; for '
                              f'{type(model).__name__} give the data set')
-        size = args.image_size or _fixed_pad_size(cfg) or (128, )
+        size = args.image_size or fixed_pad_size(cfg) or (128, )
         height, width = (list(size) * 2)[:2]
         description = (f'SYNTHETIC: random {height}x{width} images with '
                        'random segments of seen classes')

@@ -58,13 +58,13 @@ from mmengine.utils import ProgressBar
 
 import mmpading  # noqa: F401  (registers components)
 from mmpading.apis import (
-    add_model_arguments,
     build_eval_dataset,
-    check_model_arguments,
     collate,
     load_model,
     resolve_config,
 )
+
+from tool_arguments import add_model_arguments, check_model_arguments
 
 # Legend entries beyond this many classes would hide the panels: then only
 # the unseen classes are named.

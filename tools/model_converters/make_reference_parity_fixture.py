@@ -2,7 +2,7 @@
 
 Runs the reference implementation (heshuting555/PADing on detectron2 0.6)
 on the CPU with the seeded weights of
-:mod:`mmpading.testing.reference_init` and writes, to ``--out``
+:mod:`mmpading.apis.random_reference_weights` and writes, to ``--out``
 (default ``tests/data/reference_parity/``):
 
 - ``input.npz``: the input image (``image_rgb``, RGB uint8);
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     shim_runtime()
     sys.path.insert(0, str(root))
     # After the shims: mmdet imports detectron2 when it is installed.
-    from mmpading.testing.reference_init import (
+    from mmpading.apis.random_reference_weights import (
         RULE_VERSION,
         reference_state_dict,
     )

@@ -8,7 +8,10 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from mmpading.models.utils.class_masks import unseen_class_mask
+from mmpading.models.utils.class_masks import (
+    check_class_indices,
+    unseen_class_mask,
+)
 from mmpading.registry import MODELS
 
 _SET_REDUCTIONS = ('per_set', 'pooled')
@@ -320,9 +323,10 @@ class DisentangleHead(BaseModule):
             ]
             relation = scores.new_zeros(labels.shape)
             for rows, cols in zip(sets, columns):
-                if rows.any():
-                    relation[rows] = self._relation_ce(
-                        scores[rows], labels[rows], cols)
+                # No `if rows.any()` (a device wait): the CE of no rows is
+                # empty and writes nothing.
+                relation[rows] = self._relation_ce(scores[rows],
+                                                   labels[rows], cols)
         return dict(recon=recon, unrelated_kl=kl, relation=relation)
 
     def reduce_losses(
@@ -351,6 +355,11 @@ class DisentangleHead(BaseModule):
             unseen_classes, num_classes, device, owner='DisentangleHead.loss')
         is_unseen = unseen_mask[labels.long()]
         sets = [~is_unseen, is_unseen]
+        if self.set_reduction != 'pooled':
+            # The mean of an empty set is NaN: drop empty sets, with one
+            # device wait for the three losses.
+            present = torch.stack([rows.any() for rows in sets]).tolist()
+            sets = [rows for rows, kept in zip(sets, present) if kept]
         with torch.autocast(device_type=device.type, enabled=False):
             loss_recon, loss_kl, loss_relation = (
                 self._reduce(per_feature[name], sets)
@@ -375,11 +384,11 @@ class DisentangleHead(BaseModule):
             scores[:, columns], position[labels], reduction='none')
 
     def _reduce(self, values: Tensor, sets: list[Tensor]) -> Tensor:
-        """Per-feature (N,) values -> scalar, per ``set_reduction``."""
+        """Per-feature (N,) values -> scalar, per ``set_reduction``; ``sets``
+        are the non-empty sets."""
         if self.set_reduction == 'pooled':
             return values.mean()
-        return torch.stack([values[rows].mean() for rows in sets
-                            if rows.any()]).mean()
+        return torch.stack([values[rows].mean() for rows in sets]).mean()
 
     def _check_features(self, features: Tensor) -> None:
         if features.dim() != 2 or features.shape[1] != self.feat_dim:
@@ -406,12 +415,10 @@ class DisentangleHead(BaseModule):
         if labels.is_floating_point() or labels.dtype == torch.bool:
             raise TypeError('DisentangleHead.loss: labels must be integer '
                             f'class indices, got {labels.dtype}')
-        if labels.numel() and (labels.min() < 0
-                               or labels.max() >= num_classes):
-            raise ValueError(
-                f'DisentangleHead.loss: labels must be in [0, {num_classes})'
-                f' (one row of class_semantic_embeddings per class), got '
-                f'values in [{int(labels.min())}, {int(labels.max())}]')
+        # On the CPU only: no device wait in the training step.
+        check_class_indices(
+            labels, num_classes, 'DisentangleHead.loss: labels',
+            ' (one row of class_semantic_embeddings per class)')
 
     def extra_repr(self) -> str:
         return (f'set_reduction={self.set_reduction!r}, '

@@ -7,7 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmpading.models.utils.class_masks import unseen_class_mask
+from mmpading.models.utils.class_masks import (
+    check_class_indices,
+    unseen_class_mask,
+)
 from mmpading.registry import MODELS
 
 
@@ -126,13 +129,17 @@ class RelationAlignLoss(nn.Module):
         with torch.autocast(device_type=device.type, enabled=False):
             visual = visual_features.float()
             semantic = class_semantic_embeddings.float().to(device)[labels]
+            # An empty group has no block: one device wait for both.
+            has_seen, has_unseen = torch.stack(
+                [is_seen.any(), is_unseen.any()]).tolist()
             blocks = (
-                (self.use_seen_seen, is_seen, is_seen),
-                (self.use_unseen_unseen, is_unseen, is_unseen),
-                (self.use_seen_unseen, is_seen, is_unseen),
+                (self.use_seen_seen and has_seen, is_seen, is_seen),
+                (self.use_unseen_unseen and has_unseen, is_unseen, is_unseen),
+                (self.use_seen_unseen and has_seen and has_unseen, is_seen,
+                 is_unseen),
             )
             for enabled, rows, cols in blocks:
-                if not enabled or not rows.any() or not cols.any():
+                if not enabled:
                     continue
                 terms.append(
                     softmax_kl(
@@ -163,13 +170,11 @@ class RelationAlignLoss(nn.Module):
         if labels.is_floating_point() or labels.dtype == torch.bool:
             raise TypeError('RelationAlignLoss: labels must be integer class '
                             f'indices, got {labels.dtype}')
-        num_classes = class_semantic_embeddings.shape[0]
-        if labels.numel() and (labels.min() < 0
-                               or labels.max() >= num_classes):
-            raise ValueError(
-                f'RelationAlignLoss: labels must be in [0, {num_classes}) '
-                f'(one row of class_semantic_embeddings per class), got '
-                f'values in [{int(labels.min())}, {int(labels.max())}]')
+        # On the CPU only: no device wait in the training step.
+        check_class_indices(
+            labels, class_semantic_embeddings.shape[0],
+            'RelationAlignLoss: labels',
+            ' (one row of class_semantic_embeddings per class)')
 
     def extra_repr(self) -> str:
         return (f'temperature={self.temperature}, '

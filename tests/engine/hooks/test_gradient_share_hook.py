@@ -9,7 +9,9 @@ from mmengine.runner import Runner
 from torch import nn
 
 from mmpading.engine.hooks import GradientShareHook
-from mmpading.testing import tiny_run_options, toy_config
+from mmpading.utils.config_utils import toy_config
+
+from _helpers import tiny_run_options
 
 GROUPS = ('mmd', 'synthetic_cls', 'align', 'disentangle')
 

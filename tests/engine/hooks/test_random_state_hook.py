@@ -26,7 +26,8 @@ from mmpading.engine.hooks import (
     restore_random_state,
 )
 from mmpading.engine.hooks.random_state_hook import RANDOM_STATE_KEY
-from mmpading.testing import state_differences
+
+from _helpers import state_differences
 
 REPO = Path(__file__).resolve().parents[3]
 MAX_ITERS = 6

@@ -12,7 +12,9 @@ from mmengine.runner import Runner, load_checkpoint
 
 from mmpading.models import PADing
 from mmpading.models.utils.stage2 import classifier_for_inference
-from mmpading.testing import tiny_run_options, toy_config
+from mmpading.utils.config_utils import toy_config
+
+from _helpers import tiny_run_options
 
 FROZEN_PREFIXES = ('backbone.', 'panoptic_head.')
 

@@ -410,3 +410,28 @@ def test_learner_passes_its_unseen_classes(tmp_path, monkeypatch):
     assert set(seen) == {'per_feature_losses', 'reduce_losses'}
     for calls in seen.values():
         assert len(calls) == 1 and calls[0].tolist() == [1, 3]
+
+
+def test_losses_read_the_device_once(host_reads, monkeypatch):
+    """per_feature_losses reads nothing, reduce_losses once (which sets
+    are empty), with the CPU-only label checks skipped as on a GPU."""
+    from mmpading.models.heads import disentangle_head
+    from mmpading.models.utils import class_masks
+    for module in (disentangle_head, class_masks):
+        monkeypatch.setattr(module, 'check_class_indices',
+                            lambda *args, **kwargs: None)
+    torch.manual_seed(0)
+    head = DisentangleHead(feat_dim=8, semantic_dim=6, hidden_dim=16)
+    features = torch.randn(6, 8)
+    labels = torch.tensor([0, 1, 2, 0, 3, 4])
+    semantic = torch.randn(5, 6)
+    unseen = torch.tensor([3, 4])
+    with host_reads() as reads:
+        related, unrelated = head(features)
+        per_feature = head.per_feature_losses(features, labels, semantic,
+                                              related, unrelated, unseen)
+    assert reads.count == 0
+    with host_reads() as reads:
+        losses = head.reduce_losses(per_feature, labels, 5, unseen)
+    assert reads.count == 1
+    assert all(torch.isfinite(value) for value in losses.values())

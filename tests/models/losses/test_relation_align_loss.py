@@ -143,3 +143,20 @@ def test_bad_inputs_are_named():
         loss(features, labels, embeddings, torch.ones(3, dtype=torch.bool))
     with pytest.raises(TypeError, match='integer class indices'):
         loss(features, labels.float(), embeddings, UNSEEN)
+
+
+def test_forward_reads_the_device_once(host_reads, monkeypatch):
+    """One host read per call (is a group empty?). The label checks read on
+    the CPU only (tests/models/utils/test_class_masks.py): skipped here as
+    they are on a GPU, as is the loss's first call."""
+    from mmpading.models.losses import relation_align_loss
+    from mmpading.models.utils import class_masks
+    for module in (relation_align_loss, class_masks):
+        monkeypatch.setattr(module, 'check_class_indices',
+                            lambda *args, **kwargs: None)
+    features, labels, embeddings = make_batch()
+    loss = RelationAlignLoss()
+    with host_reads() as reads:
+        value = loss(features, labels, embeddings, torch.tensor(UNSEEN))
+    assert reads.count == 1
+    assert value > 0

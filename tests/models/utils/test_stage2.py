@@ -22,7 +22,7 @@ import torch.multiprocessing as mp
 from mmengine.model import BaseModel, MMSeparateDistributedDataParallel
 from torch import nn
 
-import mmpading  # noqa: F401  (CPU DDP compat, registries)
+import mmpading  # noqa: F401  (registries)
 from mmpading.datasets.class_embeddings import save_class_embeddings
 from mmpading.datasets.splits import ZeroShotSplit, save_split
 from mmpading.engine.optimizers import PADingOptimWrapperConstructor

@@ -1,7 +1,7 @@
 """The seeded weight rule of the reference-parity fixture."""
 import torch
 
-from mmpading.testing.reference_init import (
+from mmpading.apis.random_reference_weights import (
     BOTTLENECK_LAST_BN_GAIN,
     CLASSIFIER_SCALE,
     RESIDUAL_OUTPUT_SCALE,

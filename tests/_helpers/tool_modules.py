@@ -11,9 +11,11 @@ def load_tool_module(path: str) -> ModuleType:
     """Import the script at ``path`` as the module named by its stem.
 
     The module is registered in ``sys.modules`` before it runs (dataclasses
-    look their module up there) and reused by later calls, so a script
-    that imports a sibling by name (``benchmark_stage2`` imports
-    ``benchmark_inference``) shares one copy with the test.
+    look their module up there) and reused by later calls. As for a script
+    that Python runs, the script's folder is on ``sys.path`` (appended,
+    so that it shadows nothing), where the script finds the modules of its
+    folder by name (``benchmark_stage2`` imports ``benchmark_setup``); the
+    test shares one copy of each with the script.
 
     Args:
         path (str): The script, e.g. ``tools/analysis_tools/vis_features.py``.
@@ -22,6 +24,8 @@ def load_tool_module(path: str) -> ModuleType:
         ModuleType: The executed module.
     """
     path = osp.abspath(path)
+    if osp.dirname(path) not in sys.path:
+        sys.path.append(osp.dirname(path))
     name = osp.splitext(osp.basename(path))[0]
     module = sys.modules.get(name)
     if module is not None and osp.abspath(

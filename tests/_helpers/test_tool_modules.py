@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from mmpading.testing import load_tool_module
+from _helpers import load_tool_module
 
 SCRIPT = '''
 from dataclasses import dataclass
@@ -37,3 +37,19 @@ def test_a_failing_script_leaves_no_module_behind(tmp_path):
     with pytest.raises(RuntimeError, match='bad tool'):
         load_tool_module(str(path))
     assert 'tool_under_test_b' not in sys.modules
+
+
+def test_a_script_imports_the_modules_of_its_folder(tmp_path):
+    folder = tmp_path / 'scripts'
+    folder.mkdir()
+    (folder / 'shared_piece_c.py').write_text('VALUE = 7\n')
+    (folder / 'tool_under_test_c.py').write_text(
+        'from shared_piece_c import VALUE\n')
+    try:
+        module = load_tool_module(str(folder / 'tool_under_test_c.py'))
+        assert module.VALUE == 7
+        assert sys.path.index(str(folder)) > 0  # after what was there
+    finally:
+        for name in ('tool_under_test_c', 'shared_piece_c'):
+            sys.modules.pop(name, None)
+        sys.path.remove(str(folder))
