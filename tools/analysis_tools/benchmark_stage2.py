@@ -1,6 +1,6 @@
 """Time the phases of one PADing stage-2 training iteration.
 
-A stage-2 iteration (``TwoStageZeroShotMixin.train_step``) has three
+A stage-2 iteration (``PADing.train_step``) has three
 phases, timed here inside the real ``model.train_step`` (the learner's
 ``forward`` is wrapped to stamp the time it is entered, after a CUDA
 synchronisation):
