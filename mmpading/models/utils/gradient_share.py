@@ -12,9 +12,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
+from mmengine.model.wrappers import is_model_wrapper
 from torch import Tensor, nn
-
-from ..learners.zero_shot_learner import unwrap_learner
 
 #: Loss key of ZeroShotLearner.generator_losses -> its group.
 TERM_GROUPS = {
@@ -128,7 +127,8 @@ def _shares(norms: dict[str, float]) -> dict[str, float]:
 
 def generator_parameters(learner: nn.Module) -> list[Tensor]:
     """The trainable parameters of the learner's generator."""
-    learner = unwrap_learner(learner)
+    # The learner itself, also when DDP wraps it.
+    learner = learner.module if is_model_wrapper(learner) else learner
     if learner.generator is None:
         raise ValueError('this learner has no generator: there is no '
                          'generator gradient to share')
@@ -167,7 +167,7 @@ def generator_gradient_share(
         GradientShare | None: The norms and shares; None when no query of
         the batch is matched (the generator losses are then a zero).
     """
-    learner = unwrap_learner(learner)
+    learner = learner.module if is_model_wrapper(learner) else learner
     params = list(parameters) if parameters is not None else \
         generator_parameters(learner)
     if not params:
