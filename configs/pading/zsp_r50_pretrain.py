@@ -121,19 +121,18 @@ test_dataloader = val_dataloader
 
 # Seen / unseen / harmonic mean of PQ (ZSP), of mask and box mAP@0.5 and
 # Recall@100 (ZSI / ZSD on the thing classes) and of mIoU (ZSS), all from
-# the one panoptic model (the paper's Table 2).
+# the one panoptic model (the paper's Table 2). The metrics read the split
+# from the data set (dataset_meta).
 val_evaluator = [
     dict(
         type='GZSLPanopticMetric',
-        zero_shot_split=zero_shot_split,
         ann_file=data_root + 'annotations/panoptic_val2017.json',
         seg_prefix=data_root + 'annotations/panoptic_val2017/'),
     dict(
         type='GZSLInstanceMetric',
-        zero_shot_split=zero_shot_split,
         ann_file=data_root + 'annotations/instances_val2017.json',
         metric=['segm', 'bbox']),
-    dict(type='GZSLSemSegMetric', zero_shot_split=zero_shot_split),
+    dict(type='GZSLSemSegMetric'),
 ]
 test_evaluator = val_evaluator
 

@@ -121,19 +121,19 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
+# The metrics read the split from the data set (its seen_classes /
+# unseen_classes in dataset_meta).
 val_evaluator = [
     dict(
         type='GZSLPanopticMetric',
-        zero_shot_split=zero_shot_split,
         ann_file=data_root + 'annotations/panoptic_val.json',
         seg_prefix=data_root + 'annotations/panoptic_val/',
         nproc=1),
     dict(
         type='GZSLInstanceMetric',
-        zero_shot_split=zero_shot_split,
         ann_file=data_root + 'annotations/instances_val.json',
         metric=['segm', 'bbox']),
-    dict(type='GZSLSemSegMetric', zero_shot_split=zero_shot_split),
+    dict(type='GZSLSemSegMetric'),
 ]
 test_evaluator = val_evaluator
 
