@@ -117,14 +117,6 @@ def build_learner(cfg: Config, tmp_path: Path) -> ZeroShotLearner:
     return ZeroShotLearner(**learner_cfg)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.mark.parametrize('name', sorted(STAGE2_CONFIGS))
 def test_built_learner_has_the_reference_values(name, tmp_path):
     cfg = load_config(CONFIG_ROOT / f'{name}.py')
