@@ -99,6 +99,10 @@ def build_learner(cfg: Config, tmp_path: Path) -> ZeroShotLearner:
     """The config's learner, with stand-ins for data files not here."""
     learner_cfg = copy.deepcopy(cfg.model.zero_shot.to_dict())
     assert learner_cfg.pop('type') == 'ZeroShotLearner'
+    # Without feat_dim the model gives its head's cls_embed.in_features,
+    # the head's feat_channels (mmdet's and mmseg's Mask2FormerHead).
+    head = cfg.model.get('panoptic_head') or cfg.model.decode_head
+    learner_cfg.setdefault('feat_dim', head.feat_channels)
     names = list(learner_cfg['class_names'])
     split = learner_cfg['split']
     if split.endswith('.json') and not Path(split).is_file():
@@ -125,6 +129,9 @@ def test_built_learner_has_the_reference_values(name, tmp_path):
     learner = build_learner(cfg, tmp_path)
 
     assert learner.feat_dim == setting['feat_dim']
+    # The size of the segmenter's class embeddings (cls_embed's input).
+    head = cfg.model.get('panoptic_head') or cfg.model.decode_head
+    assert learner.feat_dim == head.feat_channels
     assert type(learner.classifier).__name__ == classifier
     if generator_type is None:
         assert learner.generator is None

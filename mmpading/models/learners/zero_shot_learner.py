@@ -33,9 +33,10 @@ def component_cfg(name: str, given: Mapping | None,
     Args:
         name (str): The argument, for messages.
         given (Mapping, optional): What the config says. None switches the
-            part off; a dict with ``type`` replaces the default; a dict
-            without ``type`` changes fields of the default (e.g.
-            ``generator=dict(dropout=0.3)``).
+            part off; a dict with ``type`` (or mmengine's ``_delete_=True``,
+            which a config keeps when its base states no such part)
+            replaces the default; a dict without ``type`` changes fields of
+            the default (e.g. ``generator=dict(dropout=0.3)``).
         default (Mapping): The part's default config.
 
     Returns:
@@ -46,8 +47,9 @@ def component_cfg(name: str, given: Mapping | None,
     if not isinstance(given, Mapping):
         raise TypeError(f'ZeroShotLearner: {name} is a config dict or None, '
                         f'got {type(given).__name__} {given!r}')
-    if 'type' in given:
-        return dict(given)
+    given = dict(given)
+    if given.pop('_delete_', False) or 'type' in given:
+        return given
     return {**default, **given}
 
 

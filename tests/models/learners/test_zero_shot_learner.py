@@ -180,6 +180,19 @@ def test_a_part_with_type_replaces_the_default(files):
     assert type(learner.generator).__name__ == 'GMMNGenerator'
 
 
+def test_a_left_over_delete_key_replaces_the_default(files):
+    """mmengine keeps `_delete_` in a child's dict when the base states no
+    such key (a config written when the base stated every part)."""
+    learner = make_learner(
+        files, generator=dict(_delete_=True, type='GMMNGenerator'))
+    assert type(learner.generator).__name__ == 'GMMNGenerator'
+    learner = ZeroShotLearner(
+        class_names=CLASS_NAMES, feat_dim=FEAT_DIM,
+        generator=dict(_delete_=True, type='PrimitiveGenerator',
+                       num_primitives=8, num_heads=2), **files)
+    assert learner.generator.num_primitives == 8
+
+
 def test_building_leaves_the_default_configs_unchanged(files):
     from mmpading.models.learners import zero_shot_learner as module
     defaults = [module.DEFAULT_CLASSIFIER, module.DEFAULT_GENERATOR,
