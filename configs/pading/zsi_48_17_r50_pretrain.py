@@ -108,11 +108,10 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 # Seen / unseen / harmonic mean of mAP@0.5 and Recall@100, on masks (ZSI)
-# and on boxes (ZSD).
+# and on boxes (ZSD); the split read from the data set (dataset_meta).
 val_evaluator = dict(
     _delete_=True,
     type='GZSLInstanceMetric',
-    zero_shot_split=zero_shot_split,
     ann_file=data_root + 'annotations/instances_val2014_gzsi_48_17.json',
     metric=['segm', 'bbox'])
 test_evaluator = val_evaluator

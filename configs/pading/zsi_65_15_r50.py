@@ -1,96 +1,54 @@
 # Zero-shot instance segmentation (ZSI / ZSD), 65/15 split, stage 2
-# (PADing): the stage-1 segmenter is frozen; a primitive generator with
-# relation alignment and feature disentanglement synthesises unseen-class
-# features from word2vec embeddings, and a new classifier, initialised from
-# stage 1's cls_embed, is trained on real and synthetic features.
-# Hyperparameters are the instance ones of the PADing reference
-# (lambda 1e-3, unseen class weight 2.0, 4k iterations).
-# Reference: 12 images per iteration on one GPU, AMP (`--amp`); on N GPUs
-# the same 12 images are shared and the learner's losses cover all of them
-# (configs/pading/README.md, "Other GPU counts").
-_base_ = './zsi_65_15_r50_pretrain.py'
+# (PADing): zsi_48_17_r50.py on the 65/15 split. This config states the
+# split and its files, as zsi_65_15_r50_pretrain.py does for stage 1; the
+# stage-2 settings are those of zsi_48_17_r50.py.
+_base_ = './zsi_48_17_r50.py'
 
 # The last checkpoint of zsi_65_15_r50_pretrain.py.
 load_from = 'work_dirs/zsi_65_15_r50_pretrain/iter_140350.pth'
 
+zero_shot_split = 'zsi_65_15'
+# word2vec embeddings (300-d) of the 80 classes (docs/class_embeddings.md).
+class_embeddings = 'mmpading::class_embeddings/word2vec_zsi_65_15.json'
+# The 80 COCO classes in COCO order (mmdet's label order).
+classes = (
+    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
+    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
+    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
+    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
+    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
+    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
+    'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork',
+    'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
+    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
+    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop',
+    'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven',
+    'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
+    'teddy bear', 'hair drier', 'toothbrush')
+num_classes = len(classes)
+
 model = dict(
-    type='PADing',
-    # Stage 2 matches queries to segments with class cost 2.0 (CLASS_WEIGHT
-    # of the reference's configs/instance-segmentation/PADing.yaml:55), the
-    # stage-1 value.
-    query_class_cost=2.0,
-    panoptic_fusion_head=dict(type='UniversalFusionHead'),
+    panoptic_head=dict(
+        num_things_classes=num_classes,
+        loss_cls=dict(class_weight=[1.0] * num_classes + [0.1])),
+    panoptic_fusion_head=dict(num_things_classes=num_classes),
     zero_shot=dict(
-        type='ZeroShotLearner',
-        class_names={{_base_.classes}},
-        split={{_base_.zero_shot_split}},
-        class_embeddings={{_base_.class_embeddings}},
-        feat_dim=256,
-        classifier=dict(type='Linear'),
-        generator=dict(
-            type='PrimitiveGenerator',
-            num_primitives=400,
-            num_layers=3,
-            num_heads=8,
-            ffn_dim=1024,
-            dropout=0.1),
-        mmd_loss=dict(
-            type='MMDLoss', kernel_variances=(2, 5, 10, 20, 40, 80)),
-        synthetic_cls_weight=0.001,
-        # The reference's instance setting relates seen features to the
-        # seen classes only (its word2vec matrix, PADing_model.py:134-139).
-        disentangle_head=dict(
-            type='DisentangleHead', seen_relation_classes='seen'),
-        relation_align_loss=dict(type='RelationAlignLoss', temperature=0.1),
-        lambda_weight=1e-3,
-        num_unseen_per_iter=5,
-        seen_class_weight=1.0,
-        unseen_class_weight=2.0,
-        no_object_weight=0.1))
+        class_names=classes,
+        split=zero_shot_split,
+        class_embeddings=class_embeddings))
 
-# The frozen segmenter and the learner are wrapped separately for DDP.
-model_wrapper_cfg = dict(
-    type='MMSeparateDistributedDataParallel',
-    broadcast_buffers=False,
-    find_unused_parameters=True)
-
-# Images per iteration over all processes (the reference's IMS_PER_BATCH):
-# tools/train.py gives each of N processes its share as its
-# train_dataloader.batch_size (12 on 8 GPUs: 2 on ranks 0-3, 1 on 4-7).
-global_batch_size = 12
-train_dataloader = dict(batch_size=global_batch_size)
-
-# Generator: Adam 5e-4; classifier: SGD 1e-3, momentum 0.9, wd 5e-4.
-optim_wrapper = dict(
-    _delete_=True,
-    constructor='PADingOptimWrapperConstructor',
-    generator=dict(
-        type='OptimWrapper',
-        optimizer=dict(type='Adam', lr=5e-4, weight_decay=0.0),
-        modules=['zero_shot.generator', 'zero_shot.disentangle_head']),
-    classifier=dict(
-        type='OptimWrapper',
-        optimizer=dict(
-            type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4),
-        modules=['zero_shot.classifier']))
-
-max_iters = 4000
-# Both learning rates stay constant, as in the reference: its instance
-# PADing.yaml sets no STEPS, and the inherited (327778, 355092) lie beyond
-# MAX_ITER 4000, which detectron2 ignores; its 10-iteration warm-up has
-# factor 1.0 (configs/instance-segmentation/PADing.yaml:9-12,
-# Base-COCO-InstanceSegmentation.yaml:22). The former drops x0.1 at 2800 /
-# 3700: param_scheduler.generator=[dict(type='MultiStepLR', by_epoch=False,
-# begin=0, end=4000, milestones=[2800, 3700], gamma=0.1)].
-param_scheduler = dict(_delete_=True, generator=[], classifier=[])
-train_cfg = dict(
-    max_iters=max_iters, val_interval=max_iters, dynamic_intervals=None)
-default_hooks = dict(checkpoint=dict(interval=2000))
-# Learning rates are set for 12 images per iteration, on any number of GPUs
-# (with another global_batch_size, `--cfg-options auto_scale_lr.enable=True`
-# rescales both optimizers).
-auto_scale_lr = dict(base_batch_size=12)
-# Every logger interval (50 iterations), each generator loss term's share of
-# the generator's gradient norm (grad_share/* in the log and scalars.json;
-# docs/method.md#how-much-a-and-d-act-the-gradient-share).
-custom_hooks = [dict(type='RandomStateHook'), dict(type='GradientShareHook')]
+train_dataloader = dict(
+    dataset=dict(
+        ann_file='annotations/instances_train2014_seen_zsi_65_15.json',
+        metainfo=dict(classes=classes),
+        zero_shot_split=zero_shot_split))
+val_dataloader = dict(
+    dataset=dict(
+        ann_file='annotations/instances_val2014_gzsi_65_15.json',
+        metainfo=dict(classes=classes),
+        zero_shot_split=zero_shot_split))
+test_dataloader = val_dataloader
+val_evaluator = dict(
+    ann_file=_base_.data_root +
+    'annotations/instances_val2014_gzsi_65_15.json')
+test_evaluator = val_evaluator

@@ -2,8 +2,9 @@
 # segmenter is frozen; a primitive generator with relation alignment (A) and
 # feature disentanglement (D) synthesises unseen-class features from CLIP
 # text embeddings, and a new classifier, initialised from stage 1's
-# cls_embed, is trained on real and synthetic features. Hyperparameters are
-# the panoptic ones of the PADing reference.
+# cls_embed, is trained on real and synthetic features. The learner's parts
+# and hyperparameters are ZeroShotLearner's defaults, the panoptic ones of
+# the PADing reference (docs/parity.md).
 # Reference: 12 images per iteration on one GPU, AMP (`--amp`); on N GPUs
 # the same 12 images are shared and the learner's losses cover all of them
 # (configs/pading/README.md, "Other GPU counts").
@@ -25,30 +26,11 @@ model = dict(
         type='ZeroShotLearner',
         class_names={{_base_.classes}},
         split={{_base_.zero_shot_split}},
-        class_embeddings={{_base_.class_embeddings}},
-        feat_dim=256,
-        classifier=dict(type='Linear'),
-        generator=dict(
-            type='PrimitiveGenerator',
-            num_primitives=400,
-            num_layers=3,
-            num_heads=8,
-            ffn_dim=1024,
-            dropout=0.1),
-        mmd_loss=dict(
-            type='MMDLoss', kernel_variances=(2, 5, 10, 20, 40, 80)),
-        synthetic_cls_weight=0.001,
-        disentangle_head=dict(type='DisentangleHead'),
-        relation_align_loss=dict(type='RelationAlignLoss', temperature=0.1),
-        lambda_weight=1e-4,
-        num_unseen_per_iter=5,
-        seen_class_weight=1.0,
-        unseen_class_weight=5.0,
-        no_object_weight=0.1))
+        class_embeddings={{_base_.class_embeddings}}))
 
 val_evaluator = [
     {{_base_.panoptic_metric}}, {{_base_.instance_metric}},
-    dict(type='GZSLSemSegMetric', zero_shot_split={{_base_.zero_shot_split}})
+    dict(type='GZSLSemSegMetric')
 ]
 test_evaluator = val_evaluator
 
@@ -64,19 +46,19 @@ model_wrapper_cfg = dict(
 global_batch_size = 12
 train_dataloader = dict(batch_size=global_batch_size)
 
-# Generator: Adam 5e-4; classifier: SGD 1e-3, momentum 0.9, wd 5e-4.
+# Generator (with the disentanglement head): Adam 5e-4; classifier: SGD
+# 1e-3, momentum 0.9, wd 5e-4. Each optimizer trains the modules the
+# learner assigns to its name (ZeroShotLearner.optimizer_groups).
 optim_wrapper = dict(
     _delete_=True,
     constructor='PADingOptimWrapperConstructor',
     generator=dict(
         type='OptimWrapper',
-        optimizer=dict(type='Adam', lr=5e-4, weight_decay=0.0),
-        modules=['zero_shot.generator', 'zero_shot.disentangle_head']),
+        optimizer=dict(type='Adam', lr=5e-4, weight_decay=0.0)),
     classifier=dict(
         type='OptimWrapper',
         optimizer=dict(
-            type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4),
-        modules=['zero_shot.classifier']))
+            type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4)))
 
 max_iters = 20000
 # The generator's learning rate drops x0.1 at the reference's steps; the

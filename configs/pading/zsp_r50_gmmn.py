@@ -4,6 +4,6 @@ _base_ = './zsp_r50.py'
 
 model = dict(
     zero_shot=dict(
-        generator=dict(_delete_=True, type='GMMNGenerator'),
+        generator=dict(type='GMMNGenerator'),
         disentangle_head=None,
         relation_align_loss=None))

@@ -117,15 +117,14 @@ test_dataloader = val_dataloader
 
 # Seen / unseen / harmonic mean of PQ (ZSP) and of mask and box mAP@0.5 and
 # Recall@100 (ZSI / ZSD on the thing classes); stage 2 adds mIoU (ZSS), all
-# from the one panoptic model (the paper's Table 2).
+# from the one panoptic model (the paper's Table 2). The metrics read the
+# split from the data set (dataset_meta).
 panoptic_metric = dict(
     type='GZSLPanopticMetric',
-    zero_shot_split=zero_shot_split,
     ann_file=data_root + 'annotations/panoptic_val2017.json',
     seg_prefix=data_root + 'annotations/panoptic_val2017/')
 instance_metric = dict(
     type='GZSLInstanceMetric',
-    zero_shot_split=zero_shot_split,
     ann_file=data_root + 'annotations/instances_val2017.json',
     metric=['segm', 'bbox'])
 val_evaluator = [panoptic_metric, instance_metric]

@@ -5,7 +5,7 @@ _base_ = './zsp_r50.py'
 
 model = dict(
     zero_shot=dict(
-        classifier=dict(_delete_=True, type='SemanticProjectionClassifier'),
+        classifier=dict(type='SemanticProjectionClassifier'),
         generator=None,
         disentangle_head=None,
         relation_align_loss=None))

@@ -19,40 +19,27 @@ model = dict(
     # of the reference's configs/semantic-segmentation/PADing.yaml:52;
     # stage 1: 2.0); mask and dice costs stay 5.0.
     query_class_cost=5.0,
+    # What differs from ZeroShotLearner's defaults (the panoptic setting):
+    # the reference's semantic setting.
     zero_shot=dict(
         type='ZeroShotLearner',
         class_names={{_base_.classes}},
         split={{_base_.zero_shot_split}},
         class_embeddings={{_base_.class_embeddings}},
-        feat_dim=256,
-        classifier=dict(type='Linear'),  # 256 -> 171 classes + no-object
-        generator=dict(
-            type='PrimitiveGenerator',
-            num_primitives=400,
-            num_layers=3,
-            num_heads=8,
-            ffn_dim=1024,
-            # TRANS_DROP_RATE of the reference's semantic setting
-            # (configs/semantic-segmentation/PADing.yaml:41).
-            dropout=0.3),
-        mmd_loss=dict(
-            type='MMDLoss', kernel_variances=(2, 5, 10, 20, 40, 80)),
-        synthetic_cls_weight=0.001,
+        # TRANS_DROP_RATE of the reference's semantic setting
+        # (configs/semantic-segmentation/PADing.yaml:41).
+        generator=dict(dropout=0.3),
         # The reference's CE on synthetic seen features scores the 156 seen
         # classes only (new_fc(...)[:, :156], PADing/PADing_model.py:353).
         synthetic_cls_logits='seen',
         # DROP_OUT_ED of the reference's semantic setting: its default 0.2
         # (PADing/config.py:41; 0.1 in the panoptic / instance configs).
-        disentangle_head=dict(type='DisentangleHead', dropout=0.2),
-        relation_align_loss=dict(type='RelationAlignLoss', temperature=0.1),
+        disentangle_head=dict(dropout=0.2),
         lambda_weight=1e-3,
         # Every unseen class once per classifier step: the reference's
         # randperm(15)[:17] (NUM_CHOOSE 17, PADing/config.py:39,
         # PADing_model.py:434) is the 15 classes in random order.
-        num_unseen_per_iter=None,
-        seen_class_weight=1.0,
-        unseen_class_weight=5.0,
-        no_object_weight=0.1))
+        num_unseen_per_iter=None))
 
 # The frozen segmenter and the learner are wrapped separately for DDP.
 model_wrapper_cfg = dict(
@@ -66,19 +53,19 @@ model_wrapper_cfg = dict(
 global_batch_size = 12
 train_dataloader = dict(batch_size=global_batch_size)
 
-# Generator: Adam 5e-4; classifier: SGD 1e-3, momentum 0.9, wd 5e-4.
+# Generator (with the disentanglement head): Adam 5e-4; classifier: SGD
+# 1e-3, momentum 0.9, wd 5e-4. Each optimizer trains the modules the
+# learner assigns to its name (ZeroShotLearner.optimizer_groups).
 optim_wrapper = dict(
     _delete_=True,
     constructor='PADingOptimWrapperConstructor',
     generator=dict(
         type='OptimWrapper',
-        optimizer=dict(type='Adam', lr=5e-4, weight_decay=0.0),
-        modules=['zero_shot.generator', 'zero_shot.disentangle_head']),
+        optimizer=dict(type='Adam', lr=5e-4, weight_decay=0.0)),
     classifier=dict(
         type='OptimWrapper',
         optimizer=dict(
-            type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4),
-        modules=['zero_shot.classifier']))
+            type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4)))
 
 max_iters = 2000
 # The generator's learning rate follows the reference's WarmupPolyLR

@@ -114,9 +114,9 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-# mIoU of the seen and the unseen classes and their harmonic mean.
-val_evaluator = dict(
-    _delete_=True, type='GZSLSemSegMetric', zero_shot_split=zero_shot_split)
+# mIoU of the seen and the unseen classes and their harmonic mean (the
+# split read from the data set's dataset_meta).
+val_evaluator = dict(_delete_=True, type='GZSLSemSegMetric')
 test_evaluator = val_evaluator
 # Stage 1 never predicts unseen classes: keep the best seen mIoU.
 default_hooks = dict(checkpoint=dict(save_best='gzsl_semseg/mIoU_seen'))

@@ -119,16 +119,16 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 # Stage 1 is scored on panoptic and instance outputs (upstream Mask2Former
-# has no semantic output); stage 2 adds the semantic metric.
+# has no semantic output); stage 2 adds the semantic metric. The metrics
+# read the split from the data set (its seen_classes / unseen_classes in
+# dataset_meta).
 panoptic_metric = dict(
     type='GZSLPanopticMetric',
-    zero_shot_split=zero_shot_split,
     ann_file=data_root + 'annotations/panoptic_val.json',
     seg_prefix=data_root + 'annotations/panoptic_val/',
     nproc=1)
 instance_metric = dict(
     type='GZSLInstanceMetric',
-    zero_shot_split=zero_shot_split,
     ann_file=data_root + 'annotations/instances_val.json',
     metric=['segm', 'bbox'])
 val_evaluator = [panoptic_metric, instance_metric]

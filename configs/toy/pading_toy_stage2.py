@@ -1,8 +1,9 @@
 # Stage 2 (PADing) on the toy data set: the stage-1 segmenter is frozen; a
 # primitive generator with relation alignment and disentanglement
 # synthesises unseen-class features and a new classifier is trained on real
-# and synthetic features. Hyperparameters are the paper's panoptic ones
-# (docs/method.md).
+# and synthetic features. The learner's parts and hyperparameters are
+# ZeroShotLearner's defaults, the paper's panoptic ones (docs/method.md,
+# docs/parity.md).
 _base_ = './pading_toy_stage1.py'
 
 load_from = 'work_dirs/pading_toy_stage1/iter_600.pth'
@@ -13,33 +14,14 @@ model = dict(
         type='ZeroShotLearner',
         class_names={{_base_.classes}},
         split={{_base_.zero_shot_split}},
-        class_embeddings={{_base_.class_embeddings}},
-        feat_dim={{_base_.feat_channels}},
-        classifier=dict(type='Linear'),
-        generator=dict(
-            type='PrimitiveGenerator',
-            num_primitives=400,
-            num_layers=3,
-            num_heads=8,
-            ffn_dim=1024,
-            dropout=0.1),
-        mmd_loss=dict(
-            type='MMDLoss', kernel_variances=(2, 5, 10, 20, 40, 80)),
-        synthetic_cls_weight=0.001,
-        disentangle_head=dict(type='DisentangleHead'),
-        relation_align_loss=dict(type='RelationAlignLoss', temperature=0.1),
-        lambda_weight=1e-4,
-        num_unseen_per_iter=5,
-        seen_class_weight=1.0,
-        unseen_class_weight=5.0,
-        no_object_weight=0.1),
+        class_embeddings={{_base_.class_embeddings}}),
     # Panoptic, instance and semantic outputs from the one model.
     panoptic_fusion_head=dict(type='UniversalFusionHead'),
     test_cfg=dict(semantic_on=True))
 
 val_evaluator = [
     {{_base_.panoptic_metric}}, {{_base_.instance_metric}},
-    dict(type='GZSLSemSegMetric', zero_shot_split={{_base_.zero_shot_split}})
+    dict(type='GZSLSemSegMetric')
 ]
 test_evaluator = val_evaluator
 
@@ -49,18 +31,19 @@ model_wrapper_cfg = dict(
     broadcast_buffers=False,
     find_unused_parameters=True)
 
+# One optimizer per group of the learner's modules
+# (ZeroShotLearner.optimizer_groups: the generator with the disentanglement
+# head, the classifier).
 optim_wrapper = dict(
     _delete_=True,
     constructor='PADingOptimWrapperConstructor',
     generator=dict(
         type='OptimWrapper',
-        optimizer=dict(type='Adam', lr=5e-4, weight_decay=0.0),
-        modules=['zero_shot.generator', 'zero_shot.disentangle_head']),
+        optimizer=dict(type='Adam', lr=5e-4, weight_decay=0.0)),
     classifier=dict(
         type='OptimWrapper',
         optimizer=dict(
-            type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4),
-        modules=['zero_shot.classifier']))
+            type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4)))
 
 max_iters = 300
 param_scheduler = dict(

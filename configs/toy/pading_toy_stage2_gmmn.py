@@ -3,6 +3,6 @@ _base_ = './pading_toy_stage2.py'
 
 model = dict(
     zero_shot=dict(
-        generator=dict(_delete_=True, type='GMMNGenerator'),
+        generator=dict(type='GMMNGenerator'),
         disentangle_head=None,
         relation_align_loss=None))

@@ -4,7 +4,7 @@ _base_ = './pading_toy_stage2.py'
 
 model = dict(
     zero_shot=dict(
-        classifier=dict(_delete_=True, type='SemanticProjectionClassifier'),
+        classifier=dict(type='SemanticProjectionClassifier'),
         generator=None,
         disentangle_head=None,
         relation_align_loss=None))

@@ -153,6 +153,46 @@ def test_instances_drop_unseen_counts_match_the_json(toy_root):
                                for a in content['annotations'])
 
 
+def _instances(root, **kwargs):
+    metainfo = json.loads((root / 'metainfo.json').read_text())
+    return ZeroShotCocoDataset(
+        data_root=str(root), ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'),
+        metainfo=dict(classes=metainfo['thing_classes']), **kwargs)
+
+
+@pytest.mark.parametrize('kind', ['panoptic', 'instance', 'stuff'])
+def test_metainfo_holds_the_split_the_metrics_read(toy_root, kind):
+    """seen_classes / unseen_classes (names, in the data set's order) reach
+    the evaluator as dataset_meta; a metric without a split reads them."""
+    from mmpading.evaluation import GZSLSemSegMetric
+    build = dict(panoptic=_panoptic, instance=_instances,
+                 stuff=lambda root, **kw: _stuff(root, **kw))[kind]
+    dataset = build(toy_root, zero_shot_split='toy', zero_shot_mode='all',
+                    test_mode=True)
+    meta = dataset.metainfo
+    split = get_split('toy')
+    classes = tuple(meta['classes'])
+    assert meta['zero_shot_split'] == 'toy'
+    assert isinstance(meta['seen_classes'], tuple)
+    assert isinstance(meta['unseen_classes'], tuple)
+    assert meta['seen_classes'] == tuple(
+        c for c in classes if c in split.seen)
+    assert meta['unseen_classes'] == tuple(
+        c for c in classes if c in split.unseen)
+    metric = GZSLSemSegMetric()
+    metric.dataset_meta = meta
+    groups = metric.class_groups()
+    assert groups.seen == tuple(split.seen_ids(classes))
+    assert groups.unseen == tuple(split.unseen_ids(classes))
+
+
+def test_metainfo_without_a_split_holds_none(toy_root):
+    meta = _panoptic(toy_root, test_mode=True).metainfo
+    assert not {'zero_shot_split', 'seen_classes', 'unseen_classes'} & set(
+        meta)
+
+
 def _stuff(root, **kwargs):
     return ZeroShotCOCOStuffDataset(
         data_root=str(root), metainfo='metainfo.json', img_suffix='.png',

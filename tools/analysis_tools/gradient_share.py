@@ -197,7 +197,8 @@ def load_config(args: argparse.Namespace, tmp_dir: str) -> tuple[Config,
             'configs/toy/pading_toy_stage2.py, configs/pading/zsp_r50.py): '
             'its learner holds the generator')
     zero_shot = cfg.model.zero_shot
-    if zero_shot.get('generator') is None:
+    # Not stated: the learner's default generator.
+    if 'generator' in zero_shot and zero_shot.generator is None:
         raise ValueError(f'{name}: the learner has no generator (the '
                          'projection baseline): there is no generator '
                          'gradient to share')
@@ -392,7 +393,7 @@ def main(argv: list[str] | None = None) -> dict:
         batch_size=args.batch_size or cfg.train_dataloader.batch_size,
         num_classes=len(learner.class_names),
         num_unseen=len(learner.unseen_ids),
-        feat_dim=cfg.model.zero_shot.get('feat_dim', 256),
+        feat_dim=learner.feat_dim,
         semantic_dim=int(learner.class_semantic_embeddings.shape[1]),
         lambda_weight=learner.lambda_weight,
         seed=args.seed)

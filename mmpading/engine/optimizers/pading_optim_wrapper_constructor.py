@@ -33,25 +33,57 @@ def get_submodule_through_wrappers(model: nn.Module,
     return module
 
 
+def learner_optimizer_groups(model: nn.Module,
+                             name: str) -> list[nn.Module]:
+    """The modules the model's learner assigns to optimizer ``name``.
+
+    The learner is the model's ``zero_shot`` attribute (through DDP
+    wrappers); its ``optimizer_groups()`` maps group names to modules.
+
+    Raises:
+        ValueError: If the model has no learner, or the learner no group
+            of that name; the message names the fix.
+    """
+    model = _unwrap(model)
+    learner = getattr(model, 'zero_shot', None)
+    if learner is None or not hasattr(_unwrap(learner), 'optimizer_groups'):
+        raise ValueError(
+            f'optim_wrapper.{name} gives no `modules` and '
+            f'{type(model).__name__} has no stage-2 learner (`zero_shot` '
+            'with optimizer_groups()) to take them from; give '
+            f"modules=[...] (dotted paths, e.g. ['zero_shot.classifier']).")
+    groups = _unwrap(learner).optimizer_groups()
+    if name not in groups:
+        raise ValueError(
+            f'optim_wrapper.{name}: the learner has no optimizer group '
+            f'{name!r} (its groups: {sorted(groups)}); rename the group or '
+            'give modules=[...].')
+    return [_unwrap(module) for module in groups[name]]
+
+
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class PADingOptimWrapperConstructor:
     """Builds an :class:`OptimWrapperDict` from named optimizer configs.
 
     Each key of ``optim_wrapper_cfg`` (other than mmengine's own
     ``constructor`` / ``paramwise_cfg``) is one optimizer, given as an
-    ordinary optim-wrapper config plus ``modules``: dotted paths of the
-    sub-modules whose trainable parameters it updates. Example::
+    ordinary optim-wrapper config. Its trainable parameters are those of
+    the modules the stage-2 learner assigns to that name
+    (``ZeroShotLearner.optimizer_groups()``: ``generator`` = the generator
+    and the disentanglement head, ``classifier`` = the classifier).
+    Example::
 
         optim_wrapper = dict(
             constructor='PADingOptimWrapperConstructor',
-            generator=dict(
-                optimizer=dict(type='Adam', lr=5e-4),
-                modules=['zero_shot.generator',
-                         'zero_shot.disentangle_head']),
+            generator=dict(optimizer=dict(type='Adam', lr=5e-4)),
             classifier=dict(
                 optimizer=dict(type='SGD', lr=1e-3, momentum=0.9,
-                               weight_decay=5e-4),
-                modules=['zero_shot.classifier']))
+                               weight_decay=5e-4)))
+
+    ``modules``, dotted paths of sub-modules (e.g.
+    ``modules=['zero_shot.classifier']``), overrides the learner's choice
+    for one optimizer. A group without trainable parameters (the
+    generator of the projection baseline) builds no optimizer.
 
     Args:
         optim_wrapper_cfg (dict): The named optimizer configs.
@@ -77,13 +109,15 @@ class PADingOptimWrapperConstructor:
         for name, cfg in self.optim_wrapper_cfg.items():
             cfg = dict(cfg)
             paths = cfg.pop('modules', None)
-            if not paths:
-                raise ValueError(
-                    f'optim_wrapper.{name} needs `modules`: the sub-modules '
-                    'it optimises, e.g. modules=[\'zero_shot.classifier\']')
+            if paths is not None:
+                modules = [
+                    get_submodule_through_wrappers(model, path)
+                    for path in paths
+                ]
+            else:
+                modules = learner_optimizer_groups(model, name)
             params, seen = [], set()
-            for path in paths:
-                module = get_submodule_through_wrappers(model, path)
+            for module in modules:
                 if module is None:
                     continue
                 for param in module.parameters():

@@ -71,9 +71,11 @@ class GZSLInstanceMetric(CocoMetric):
     Args:
         zero_shot_split (str | dict | ZeroShotSplit, optional): Split name
             (e.g. ``'zsi_48_17'``), split JSON file or
-            ``dict(seen=[...], unseen=[...])``.
+            ``dict(seen=[...], unseen=[...])``. Defaults to the
+            evaluated data set's split (``dataset_meta['seen_classes']`` /
+            ``['unseen_classes']``, set by the zero-shot data sets).
         unseen_classes (Sequence[str], optional): Unseen class names, every
-            other class is seen. Give this or ``zero_shot_split``.
+            other class is seen. Instead of ``zero_shot_split``.
         ann_file (str, optional): COCO instance annotation file.
         metric (str | Sequence[str]): ``'segm'``, ``'bbox'`` or both.
             Defaults to both.

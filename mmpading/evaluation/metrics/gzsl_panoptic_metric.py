@@ -78,9 +78,11 @@ class GZSLPanopticMetric(CocoPanopticMetric):
     Args:
         zero_shot_split (str | dict | ZeroShotSplit, optional): Split name
             (e.g. ``'zsp_coco'``), split JSON file or
-            ``dict(seen=[...], unseen=[...])``.
+            ``dict(seen=[...], unseen=[...])``. Defaults to the
+            evaluated data set's split (``dataset_meta['seen_classes']`` /
+            ``['unseen_classes']``, set by the zero-shot data sets).
         unseen_classes (Sequence[str], optional): Unseen class names, every
-            other class is seen. Give this or ``zero_shot_split``.
+            other class is seen. Instead of ``zero_shot_split``.
         ann_file (str, optional): COCO panoptic annotation file.
         seg_prefix (str, optional): Folder of the ground-truth panoptic PNGs.
             Required unless ``format_only``.

@@ -75,9 +75,11 @@ class GZSLSemSegMetric(IoUMetric):
     Args:
         zero_shot_split (str | dict | ZeroShotSplit, optional): Split name
             (e.g. ``'zss_cocostuff'``), split JSON file or
-            ``dict(seen=[...], unseen=[...])``.
+            ``dict(seen=[...], unseen=[...])``. Defaults to the
+            evaluated data set's split (``dataset_meta['seen_classes']`` /
+            ``['unseen_classes']``, set by the zero-shot data sets).
         unseen_classes (Sequence[str], optional): Unseen class names, every
-            other class is seen. Give this or ``zero_shot_split``.
+            other class is seen. Instead of ``zero_shot_split``.
         ignore_index (int): Ground-truth label that is not scored.
         classwise (bool): Also return per-class IoU (always logged).
         collect_device (str): 'cpu' or 'gpu'.

@@ -12,7 +12,9 @@ way (``docs/metrics.md``):
   left with no class at all reports NaN.
 
 The seen / unseen classes come from a :class:`SeenUnseenSpec` and are matched
-by name against the data set's ``dataset_meta['classes']``.
+by name against the data set's ``dataset_meta['classes']``. A metric given
+no split reads it from ``dataset_meta['seen_classes']`` /
+``['unseen_classes']``, which the zero-shot data sets put there.
 """
 from __future__ import annotations
 
@@ -138,7 +140,9 @@ class ClassGroups:
 class SeenUnseenSpec:
     """The seen / unseen definition given to a GZSL metric.
 
-    Exactly one of the two arguments is given:
+    At most one of the two arguments is given; with neither, the split is
+    the evaluated data set's (``dataset_meta['seen_classes']`` and
+    ``['unseen_classes']``, set by the zero-shot data sets).
 
     Args:
         zero_shot_split (str | dict | ZeroShotSplit, optional): A registered
@@ -156,13 +160,13 @@ class SeenUnseenSpec:
                  unseen_classes: Sequence[str] | None = None,
                  owner: str = 'GZSL metric') -> None:
         self.owner = owner
-        if (zero_shot_split is None) == (unseen_classes is None):
+        if zero_shot_split is not None and unseen_classes is not None:
             raise ValueError(
-                f'{owner} needs exactly one of `zero_shot_split` (a split '
-                "name such as 'zsp_coco', a split JSON file or "
-                'dict(seen=[...], unseen=[...])) and `unseen_classes` (a list '
-                'of class names); got '
-                + ('both.' if zero_shot_split is not None else 'neither.'))
+                f'{owner} takes one of `zero_shot_split` (a split name such '
+                "as 'zsp_coco', a split JSON file or dict(seen=[...], "
+                'unseen=[...])) and `unseen_classes` (a list of class '
+                'names), or neither (the split of the evaluated data set); '
+                'got both.')
         self.split: ZeroShotSplit | None = None
         self.unseen_classes: tuple[str, ...] | None = None
         if unseen_classes is not None:
@@ -177,12 +181,37 @@ class SeenUnseenSpec:
                                  'at least one unseen class.')
         elif isinstance(zero_shot_split, Mapping):
             self.split = self._split_from_dict(zero_shot_split)
-        else:
+        elif zero_shot_split is not None:
             try:
                 self.split = resolve_split(zero_shot_split)
             except KeyError as error:
                 raise ValueError(f'{owner}: {error.args[0]}') from None
-        self._cache: dict[tuple[str, ...], ClassGroups] = {}
+        self._cache: dict[tuple, ClassGroups] = {}
+
+    @property
+    def from_dataset_meta(self) -> bool:
+        """Whether the split is the evaluated data set's."""
+        return self.split is None and self.unseen_classes is None
+
+    def _split_from_dataset_meta(self,
+                                 dataset_meta: Mapping | None
+                                 ) -> ZeroShotSplit:
+        meta = dataset_meta or {}
+        missing = [key for key in ('seen_classes', 'unseen_classes')
+                   if key not in meta]
+        if missing:
+            raise ValueError(
+                f'{self.owner} has no split: it was given no '
+                '`zero_shot_split` / `unseen_classes`, and dataset_meta has '
+                f'no {" / ".join(missing)}. Evaluate a zero-shot data set '
+                'with a split (e.g. ZeroShotCocoPanopticDataset('
+                "zero_shot_split='zsp_coco')), which puts seen_classes and "
+                "unseen_classes into its metainfo, or give the metric "
+                "zero_shot_split='...'.")
+        return ZeroShotSplit(
+            name=meta.get('zero_shot_split', 'dataset_meta'),
+            seen=tuple(meta['seen_classes']),
+            unseen=tuple(meta['unseen_classes']))
 
     def _split_from_dict(self, content: Mapping) -> ZeroShotSplit:
         unexpected = sorted(set(content) - {'name', 'seen', 'unseen'})
@@ -203,11 +232,16 @@ class SeenUnseenSpec:
         except ValueError as error:
             raise ValueError(f'{self.owner}: {error}') from None
 
-    def resolve(self, class_names: Sequence[str]) -> ClassGroups:
+    def resolve(self,
+                class_names: Sequence[str],
+                dataset_meta: Mapping | None = None) -> ClassGroups:
         """Match the split's class names against a data set's classes.
 
         Args:
             class_names (Sequence[str]): ``dataset_meta['classes']``.
+            dataset_meta (Mapping, optional): The data set's metainfo; its
+                ``seen_classes`` / ``unseen_classes`` are the split when the
+                metric was given none.
 
         Returns:
             ClassGroups: The seen / unseen class indices.
@@ -221,10 +255,16 @@ class SeenUnseenSpec:
                 has no seen or no unseen class.
         """
         key = tuple(class_names)
-        if key in self._cache:
-            return self._cache[key]
+        meta = dataset_meta or {}
+        cache_key = (key, tuple(meta.get('seen_classes', ())),
+                     tuple(meta.get('unseen_classes', ()))) \
+            if self.from_dataset_meta else key
+        if cache_key in self._cache:
+            return self._cache[cache_key]
         try:
-            if self.split is not None:
+            if self.from_dataset_meta:
+                split = self._split_from_dataset_meta(dataset_meta)
+            elif self.split is not None:
                 split = self.split
             else:
                 unseen = set(self.unseen_classes)
@@ -250,7 +290,7 @@ class SeenUnseenSpec:
                     f'{split.name!r} is a class of the data set '
                     f'({len(key)} classes), so there is no {group} score '
                     'to report; use the split that belongs to this data set.')
-        self._cache[key] = groups
+        self._cache[cache_key] = groups
         return groups
 
 
@@ -268,7 +308,7 @@ def resolve_class_groups(spec: SeenUnseenSpec,
             'and unseen class names. The evaluator sets it from the data set '
             '(`metainfo`); outside a Runner set '
             '`metric.dataset_meta = dict(classes=[...])`.')
-    return spec.resolve(dataset_meta['classes'])
+    return spec.resolve(dataset_meta['classes'], dataset_meta)
 
 
 def category_ids_in_class_order(coco_api: Any,

@@ -1,7 +1,7 @@
 """The trainable part of PADing's stage 2: generator, losses, classifier."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -18,6 +18,43 @@ from mmpading.registry import MODELS
 
 if TYPE_CHECKING:
     from mmpading.models.utils.gradient_share import GradientShare
+
+# PADing's parts in the paper's panoptic setting: the learner's defaults.
+# Each part's own hyperparameters are the defaults of its class
+# (PrimitiveGenerator: 400 primitives, 3 layers, 8 heads, FFN 1024, dropout
+# 0.1; MMDLoss: kernels 2-80; RelationAlignLoss: T = 0.1; docs/parity.md).
+DEFAULT_CLASSIFIER = dict(type='Linear')
+DEFAULT_GENERATOR = dict(type='PrimitiveGenerator')
+DEFAULT_MMD_LOSS = dict(type='MMDLoss')
+DEFAULT_DISENTANGLE_HEAD = dict(type='DisentangleHead')
+DEFAULT_RELATION_ALIGN_LOSS = dict(type='RelationAlignLoss')
+
+
+def component_cfg(name: str, given: Mapping | None,
+                  default: Mapping) -> dict | None:
+    """The config one part of the learner is built from.
+
+    Args:
+        name (str): The argument, for messages.
+        given (Mapping, optional): What the config says. None switches the
+            part off; a dict with ``type`` (or mmengine's ``_delete_=True``,
+            which a config keeps when its base states no such part)
+            replaces the default; a dict without ``type`` changes fields of
+            the default (e.g. ``generator=dict(dropout=0.3)``).
+        default (Mapping): The part's default config.
+
+    Returns:
+        dict | None: A new dict (the default is never changed), or None.
+    """
+    if given is None:
+        return None
+    if not isinstance(given, Mapping):
+        raise TypeError(f'ZeroShotLearner: {name} is a config dict or None, '
+                        f'got {type(given).__name__} {given!r}')
+    given = dict(given)
+    if given.pop('_delete_', False) or 'type' in given:
+        return given
+    return {**default, **given}
 
 
 @MODELS.register_module()
@@ -42,10 +79,14 @@ class ZeroShotLearner(BaseModule):
             ``class_names`` by name (a mismatch raises).
         classifier (dict): Config of the classifier (..., C) ->
             (..., K + 1). For ``type='Linear'`` the sizes are filled in.
+            Defaults to ``dict(type='Linear')``.
         generator (dict, optional): Feature generator config
-            (``semantic_dim`` is filled in). None: no synthetic features
-            (the projection baseline).
-        mmd_loss (dict): Distribution-matching loss config.
+            (``semantic_dim`` and ``feat_dim`` are filled in). None: no
+            synthetic features (the projection baseline; then
+            ``disentangle_head`` and ``relation_align_loss`` must be None
+            too). Defaults to ``dict(type='PrimitiveGenerator')``.
+        mmd_loss (dict, optional): Distribution-matching loss config; None
+            only without a generator. Defaults to ``dict(type='MMDLoss')``.
         synthetic_cls_weight (float): Weight of the classifier's CE on
             synthetic seen features in the generator step.
         synthetic_cls_logits (str): The logits of that CE. ``'all'``: all
@@ -55,10 +96,12 @@ class ZeroShotLearner(BaseModule):
             ``new_fc(...)[:, :156]`` with the 156 seen classes first,
             ``PADing/PADing_model.py:353``; for 133 or 65 / 80 classes the
             slice keeps every logit). Defaults to ``'all'``.
-        disentangle_head (dict, optional): PADing's D.
-        relation_align_loss (dict, optional): PADing's A.
+        disentangle_head (dict, optional): PADing's D; None: off (the
+            ablations P and P+A). Defaults to ``dict(type='DisentangleHead')``.
+        relation_align_loss (dict, optional): PADing's A; None: off.
+            Defaults to ``dict(type='RelationAlignLoss')``.
         lambda_weight (float): lambda of docs/method.md (1e-4 panoptic, 1e-3
-            instance / semantic).
+            instance / semantic). Defaults to 1e-4.
         num_unseen_per_iter (int, optional): Unseen synthetic features per
             classifier step; None: one per unseen class. Defaults to 5.
         unseen_with_replacement (bool): How those classes are drawn.
@@ -69,7 +112,10 @@ class ZeroShotLearner(BaseModule):
         seen_class_weight (float): CE weight of seen classes.
         unseen_class_weight (float): CE weight of unseen classes.
         no_object_weight (float): CE weight of the no-object class.
-        feat_dim (int): Class-embedding dimension C of the segmenter.
+        feat_dim (int, optional): Class-embedding dimension C of the
+            segmenter (its head's ``cls_embed.in_features``). Required;
+            None (the default) means the model building the learner gives
+            it.
         cross_rank_losses (bool): Under DDP (``forward(...,
             cross_rank=True)``), compute the losses over the features of
             all ranks, as one process computes them over the whole batch:
@@ -80,29 +126,58 @@ class ZeroShotLearner(BaseModule):
             rank 0). False: each rank computes them on its own images (the
             former behaviour). Defaults to True.
         init_cfg (dict, optional): Initialisation config.
+
+    The parts (``classifier``, ``generator``, ``mmd_loss``,
+    ``disentangle_head``, ``relation_align_loss``) are configs: None
+    switches one off, a dict with ``type`` replaces the default, a dict
+    without ``type`` changes fields of the default
+    (:func:`component_cfg`).
     """
 
     def __init__(self,
                  class_names: Sequence[str],
                  split: str | ZeroShotSplit,
                  class_embeddings: str,
-                 classifier: dict,
-                 generator: dict | None = None,
-                 mmd_loss: dict | None = None,
+                 classifier: dict = DEFAULT_CLASSIFIER,
+                 generator: dict | None = DEFAULT_GENERATOR,
+                 mmd_loss: dict | None = DEFAULT_MMD_LOSS,
                  synthetic_cls_weight: float = 0.001,
                  synthetic_cls_logits: str = 'all',
-                 disentangle_head: dict | None = None,
-                 relation_align_loss: dict | None = None,
+                 disentangle_head: dict | None = DEFAULT_DISENTANGLE_HEAD,
+                 relation_align_loss: dict | None = (
+                     DEFAULT_RELATION_ALIGN_LOSS),
                  lambda_weight: float = 1e-4,
                  num_unseen_per_iter: int | None = 5,
                  unseen_with_replacement: bool = False,
                  seen_class_weight: float = 1.0,
                  unseen_class_weight: float = 5.0,
                  no_object_weight: float = 0.1,
-                 feat_dim: int = 256,
+                 feat_dim: int | None = None,
                  cross_rank_losses: bool = True,
                  init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if feat_dim is None:
+            raise ValueError(
+                'ZeroShotLearner: feat_dim is not set; give the class-'
+                "embedding size C of the segmenter (its head's "
+                'cls_embed.in_features, e.g. feat_dim=256).')
+        if not isinstance(feat_dim, int) or feat_dim <= 0:
+            raise ValueError('ZeroShotLearner: feat_dim must be a positive '
+                             f'int, got {feat_dim!r}')
+        self.feat_dim = feat_dim
+        classifier = component_cfg('classifier', classifier,
+                                   DEFAULT_CLASSIFIER)
+        if classifier is None:
+            raise ValueError('ZeroShotLearner: classifier=None; the learner '
+                             "needs one (default dict(type='Linear')).")
+        generator = component_cfg('generator', generator, DEFAULT_GENERATOR)
+        mmd_loss = component_cfg('mmd_loss', mmd_loss, DEFAULT_MMD_LOSS)
+        disentangle_head = component_cfg('disentangle_head',
+                                         disentangle_head,
+                                         DEFAULT_DISENTANGLE_HEAD)
+        relation_align_loss = component_cfg('relation_align_loss',
+                                            relation_align_loss,
+                                            DEFAULT_RELATION_ALIGN_LOSS)
         self.class_names = list(class_names)
         num_classes = len(self.class_names)
         split = resolve_split(split)
@@ -126,7 +201,6 @@ class ZeroShotLearner(BaseModule):
             persistent=False)
         semantic_dim = self.class_semantic_embeddings.shape[1]
 
-        classifier = dict(classifier)
         if classifier.get('type') == 'Linear':
             # torch's Linear in any scope (mmseg registers none).
             classifier.pop('type')
@@ -143,11 +217,14 @@ class ZeroShotLearner(BaseModule):
 
         self.generator = None
         if generator is not None:
-            generator = dict(generator)
             generator.setdefault('semantic_dim', semantic_dim)
             generator.setdefault('feat_dim', feat_dim)
             self.generator = MODELS.build(generator)
-        self.mmd_loss = MODELS.build(mmd_loss or dict(type='MMDLoss'))
+        if mmd_loss is None and self.generator is not None:
+            raise ValueError('ZeroShotLearner: mmd_loss=None, but the '
+                             'generator is trained with it; keep the '
+                             "default or give dict(type='MMDLoss', ...).")
+        self.mmd_loss = None if mmd_loss is None else MODELS.build(mmd_loss)
         self.synthetic_cls_weight = synthetic_cls_weight
         if synthetic_cls_logits not in ('all', 'seen'):
             raise ValueError("synthetic_cls_logits must be 'all' or 'seen', "
@@ -155,7 +232,6 @@ class ZeroShotLearner(BaseModule):
         self.synthetic_cls_logits = synthetic_cls_logits
         self.disentangle_head = None
         if disentangle_head is not None:
-            disentangle_head = dict(disentangle_head)
             # Its relation module pairs features with the projected
             # semantic embeddings, as the alignment does.
             disentangle_head.setdefault('semantic_dim', feat_dim)
@@ -167,7 +243,8 @@ class ZeroShotLearner(BaseModule):
         if (self.disentangle_head or self.relation_align_loss) and \
                 self.generator is None:
             raise ValueError('disentangle_head and relation_align_loss act '
-                             'on synthetic features: they need a generator')
+                             'on synthetic features: they need a generator '
+                             '(without one, set both to None)')
         self.lambda_weight = lambda_weight
         self.num_unseen_per_iter = num_unseen_per_iter
         self.unseen_with_replacement = unseen_with_replacement
@@ -201,6 +278,24 @@ class ZeroShotLearner(BaseModule):
         return share
 
     # ------------------------------------------------------------ set-up
+    def optimizer_groups(self) -> dict[str, list[nn.Module]]:
+        """The modules each of stage 2's optimizers trains.
+
+        ``PADingOptimWrapperConstructor`` reads it for a group that names
+        no ``modules``.
+
+        Returns:
+            dict[str, list[nn.Module]]: ``'generator'``: the generator and
+            the disentanglement head (those that are built; empty for the
+            projection baseline), ``'classifier'``: the classifier.
+        """
+        return dict(
+            generator=[
+                module for module in (self.generator, self.disentangle_head)
+                if module is not None
+            ],
+            classifier=[self.classifier])
+
     def init_classifier_from(self, cls_embed: nn.Linear) -> None:
         """Copy stage 1's ``cls_embed`` into the classifier, once."""
         if bool(self.classifier_initialised):

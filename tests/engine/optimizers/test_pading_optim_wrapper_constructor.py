@@ -22,6 +22,13 @@ class Learner(nn.Module):
         self.disentangle_head = nn.Linear(4, 4) if with_disentangle else None
         self.classifier = nn.Linear(4, 3)
 
+    def optimizer_groups(self):
+        # As ZeroShotLearner.optimizer_groups.
+        return dict(
+            generator=[m for m in (self.generator, self.disentangle_head)
+                       if m is not None],
+            classifier=[self.classifier])
+
 
 class Model(nn.Module):
     """A frozen 'segmenter' next to the trainable learner."""
@@ -49,6 +56,16 @@ def registered_wrapper():
     finally:
         MODEL_WRAPPERS._module_dict.pop('TinyWrapper')
     assert not is_model_wrapper(TinyWrapper(nn.Linear(1, 1)))
+
+
+def optimizers_cfg(**generator_overrides):
+    """The stage-2 configs' optimizers: no `modules`."""
+    generator = dict(optimizer=dict(type='Adam', lr=5e-4))
+    generator.update(generator_overrides)
+    return dict(
+        generator=generator,
+        classifier=dict(optimizer=dict(
+            type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4)))
 
 
 def generator_and_classifier_cfg(**generator_overrides):
@@ -165,10 +182,70 @@ def test_an_unregistered_wrapper_is_not_stepped_through():
         get_submodule_through_wrappers(model, 'zero_shot.classifier')
 
 
-def test_missing_modules_raises():
-    cfg = generator_and_classifier_cfg()
-    del cfg['classifier']['modules']
-    with pytest.raises(ValueError, match='classifier needs `modules`'):
+# ------------------------------------------- groups from the learner
+@pytest.mark.parametrize('with_disentangle', [True, False])
+def test_without_modules_the_learner_gives_the_groups(with_disentangle):
+    model = Model(with_disentangle=with_disentangle)
+    learner = model.zero_shot
+    derived = PADingOptimWrapperConstructor(optimizers_cfg())(model)
+    explicit = PADingOptimWrapperConstructor(
+        generator_and_classifier_cfg())(Model(
+            with_disentangle=with_disentangle))
+    assert set(derived.keys()) == {'generator', 'classifier'}
+    expected = [learner.generator] + (
+        [learner.disentangle_head] if with_disentangle else [])
+    assert set(optimised_ids(derived['generator'])) == ids(*expected)
+    assert set(optimised_ids(derived['classifier'])) == ids(
+        learner.classifier)
+    # The same parameters, in the same order, as the former module paths.
+    for name in ('generator', 'classifier'):
+        assert [p.shape for g in derived[name].optimizer.param_groups
+                for p in g['params']] == [
+                    p.shape for g in explicit[name].optimizer.param_groups
+                    for p in g['params']]
+
+
+def test_the_learner_is_found_inside_model_wrappers(registered_wrapper):
+    model = Model()
+    learner = model.zero_shot
+    model.zero_shot = registered_wrapper(learner)  # as DDP wraps it
+    wrappers = PADingOptimWrapperConstructor(optimizers_cfg())(
+        registered_wrapper(model))
+    assert set(optimised_ids(wrappers['generator'])) == ids(
+        learner.generator, learner.disentangle_head)
+    assert set(optimised_ids(wrappers['classifier'])) == ids(
+        learner.classifier)
+
+
+def test_modules_override_the_learners_group():
+    model = Model()
+    cfg = optimizers_cfg(modules=['zero_shot.generator'])
+    wrappers = PADingOptimWrapperConstructor(cfg)(model)
+    assert set(optimised_ids(wrappers['generator'])) == ids(
+        model.zero_shot.generator)
+    # The group without `modules` still comes from the learner.
+    assert set(optimised_ids(wrappers['classifier'])) == ids(
+        model.zero_shot.classifier)
+
+
+def test_projection_baseline_builds_only_the_classifier():
+    model = Model(with_disentangle=False)
+    model.zero_shot.generator = None
+    wrappers = PADingOptimWrapperConstructor(optimizers_cfg())(model)
+    assert set(wrappers.keys()) == {'classifier'}
+
+
+def test_without_modules_or_learner_raises_naming_modules():
+    model = nn.Sequential(nn.Linear(4, 4))
+    with pytest.raises(ValueError, match='classifier gives no `modules`'):
+        PADingOptimWrapperConstructor(
+            dict(classifier=optimizers_cfg()['classifier']))(model)
+
+
+def test_a_group_the_learner_does_not_have_raises_listing_its_groups():
+    cfg = dict(projection=optimizers_cfg()['classifier'])
+    with pytest.raises(ValueError, match=r"no optimizer group 'projection'"
+                       r".*\['classifier', 'generator'\]"):
         PADingOptimWrapperConstructor(cfg)(Model())
 
 

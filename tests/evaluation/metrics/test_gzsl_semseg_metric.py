@@ -98,6 +98,17 @@ def test_unseen_object_predicted_as_seen_class(style):
     assert results['aAcc'] == pytest.approx(100 * (4512 - 280) / 4512)
 
 
+def test_the_data_sets_split_scores_as_the_same_split_given():
+    """The split read from dataset_meta (as a zero-shot data set sets it)
+    gives the figures of the same split given to the metric."""
+    from_meta = GZSLSemSegMetric()
+    from_meta.dataset_meta = dict(
+        classes=CLASSES, zero_shot_split='tiny', unseen_classes=UNSEEN,
+        seen_classes=tuple(c for c in CLASSES if c not in UNSEEN))
+    assert evaluate(from_meta, HAND_WORKED_PREDICTIONS) == evaluate(
+        make_metric(), HAND_WORKED_PREDICTIONS)
+
+
 def test_all_classes_match_upstream_when_every_class_has_gt():
     samples = [
         mmseg_sample(image_id, scene)

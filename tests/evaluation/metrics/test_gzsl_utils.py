@@ -122,9 +122,8 @@ def test_data_set_without_unseen_class_is_an_error():
 
 
 @pytest.mark.parametrize('kwargs,error,match', [
-    (dict(), ValueError, 'exactly one'),
     (dict(zero_shot_split='toy', unseen_classes=['cow']), ValueError,
-     'both'),
+     'got both'),
     (dict(unseen_classes='cow'), TypeError, r"\['cow'\]"),
     (dict(unseen_classes=[]), ValueError, 'empty'),
     (dict(zero_shot_split=dict(seen=['dog'])), ValueError, 'unseen'),
@@ -163,6 +162,67 @@ def test_unknown_class_name_fails_on_the_first_batch(tiny_coco, kind, split):
     with pytest.raises(ValueError, match="'zebra'") as error:
         metric.process({}, [])
     assert type(metric).__name__ in str(error.value)
+
+
+# ------------------------------------------ the split from dataset_meta
+SPLIT_META = dict(classes=CLASSES, thing_classes=THING_CLASSES,
+                  zero_shot_split='tiny',
+                  seen_classes=('person', 'dog', 'kite', 'grass'),
+                  unseen_classes=('cow', 'sky'))
+
+
+def instance_meta(meta):
+    """The instance metric evaluates the thing classes; a zero-shot data
+    set lists the seen / unseen classes among its own classes."""
+    return dict(meta, classes=THING_CLASSES,
+                seen_classes=('person', 'dog', 'kite'),
+                unseen_classes=('cow', ))
+
+
+@pytest.mark.parametrize('kind', list(METRIC_FACTORIES))
+def test_without_a_split_the_metric_reads_the_data_sets(tiny_coco, kind):
+    meta = instance_meta(SPLIT_META) if kind == 'instance' else SPLIT_META
+    from_meta = METRIC_FACTORIES[kind](tiny_coco)
+    from_meta.dataset_meta = meta
+    given = METRIC_FACTORIES[kind](tiny_coco, unseen_classes=['cow', 'sky']
+                                   if kind != 'instance' else ['cow'])
+    given.dataset_meta = dict(classes=meta['classes'],
+                              thing_classes=THING_CLASSES)
+    groups = from_meta.class_groups()
+    assert groups.split_name == 'tiny'
+    assert (groups.seen, groups.unseen) == (given.class_groups().seen,
+                                            given.class_groups().unseen)
+    assert [meta['classes'][i] for i in groups.unseen] == list(
+        meta['unseen_classes'])
+
+
+def test_a_given_split_overrides_the_data_sets():
+    metric = GZSLSemSegMetric(unseen_classes=['kite'])
+    metric.dataset_meta = SPLIT_META
+    groups = metric.class_groups()
+    assert [CLASSES[i] for i in groups.unseen] == ['kite']
+
+
+def test_the_split_follows_a_new_dataset_meta():
+    metric = GZSLSemSegMetric()
+    metric.dataset_meta = SPLIT_META
+    assert metric.class_groups().unseen == (2, 5)
+    metric.dataset_meta = dict(SPLIT_META, seen_classes=(
+        'person', 'dog', 'cow', 'grass'), unseen_classes=('kite', 'sky'))
+    assert metric.class_groups().unseen == (3, 5)
+
+
+@pytest.mark.parametrize('kind', list(METRIC_FACTORIES))
+def test_no_split_anywhere_fails_on_the_first_batch(tiny_coco, kind):
+    metric = METRIC_FACTORIES[kind](tiny_coco)
+    classes = THING_CLASSES if kind == 'instance' else CLASSES
+    metric.dataset_meta = dict(classes=classes, thing_classes=THING_CLASSES)
+    with pytest.raises(ValueError, match='has no split') as error:
+        metric.process({}, [])
+    message = str(error.value)
+    assert type(metric).__name__ in message
+    assert 'seen_classes / unseen_classes' in message
+    assert "zero_shot_split='...'" in message
 
 
 def test_missing_dataset_meta_is_explained():

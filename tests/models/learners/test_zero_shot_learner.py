@@ -59,6 +59,9 @@ GENERATOR = dict(
 PADING_PARTS = dict(
     disentangle_head=dict(type='DisentangleHead', hidden_dim=16),
     relation_align_loss=dict(type='RelationAlignLoss', temperature=0.1))
+# A small primitive generator alone (the ablation P) unless a test adds D
+# and A (PADING_PARTS).
+P_ONLY = dict(disentangle_head=None, relation_align_loss=None)
 
 
 def make_learner(files, seed=0, **overrides) -> ZeroShotLearner:
@@ -71,6 +74,7 @@ def make_learner(files, seed=0, **overrides) -> ZeroShotLearner:
         unseen_class_weight=3.0,
         no_object_weight=0.25,
         num_unseen_per_iter=5,
+        **P_ONLY,
         **files)
     cfg.update(overrides)
     return ZeroShotLearner(**cfg)
@@ -87,6 +91,10 @@ def make_batch():
 
 def grads(module):
     return [p.grad for p in module.parameters()]
+
+
+def dropout_rates(module) -> set:
+    return {m.p for m in module.modules() if isinstance(m, nn.Dropout)}
 
 
 # ----------------------------------------------------------------- set-up
@@ -119,6 +127,121 @@ def test_class_name_mismatch_with_the_embedding_file_names_the_class(
 def test_pading_parts_without_a_generator_raise(files, part):
     with pytest.raises(ValueError, match='need a generator'):
         make_learner(files, generator=None, **{part: PADING_PARTS[part]})
+
+
+# --------------------------------------------------------------- defaults
+def test_defaults_are_the_papers_panoptic_pading(files):
+    """Only the data-dependent arguments: the paper's panoptic PADing, its
+    parts with their classes' defaults (docs/parity.md)."""
+    learner = ZeroShotLearner(class_names=CLASS_NAMES, feat_dim=FEAT_DIM,
+                              **files)
+    assert type(learner.classifier) is nn.Linear
+    assert learner.classifier.weight.shape == (NO_OBJECT + 1, FEAT_DIM)
+    generator = learner.generator
+    assert type(generator).__name__ == 'PrimitiveGenerator'
+    assert (generator.num_primitives, generator.num_layers,
+            generator.num_heads) == (400, 3, 8)
+    assert generator.layers[0].ffn[0].out_features == 1024
+    assert dropout_rates(generator) == {0.1}
+    assert (generator.semantic_dim, generator.feat_dim) == (SEMANTIC_DIM,
+                                                            FEAT_DIM)
+    assert learner.mmd_loss.kernel_variances == (2, 5, 10, 20, 40, 80)
+    assert type(learner.disentangle_head).__name__ == 'DisentangleHead'
+    assert dropout_rates(learner.disentangle_head) == {0.1}
+    assert learner.disentangle_head.seen_relation_classes == 'all'
+    assert learner.relation_align_loss.temperature == 0.1
+    assert learner.synthetic_cls_weight == 0.001
+    assert learner.synthetic_cls_logits == 'all'
+    assert learner.lambda_weight == 1e-4
+    assert learner.num_unseen_per_iter == 5
+    assert learner.class_weight.tolist() == pytest.approx(
+        [1.0, 5.0, 5.0, 1.0, 1.0, 0.1])
+    assert learner.feat_dim == FEAT_DIM
+
+
+def test_a_part_without_type_changes_fields_of_the_default(files):
+    learner = ZeroShotLearner(
+        class_names=CLASS_NAMES, feat_dim=FEAT_DIM,
+        generator=dict(num_primitives=8, dropout=0.3),
+        disentangle_head=dict(dropout=0.2),
+        relation_align_loss=dict(temperature=0.5), **files)
+    generator = learner.generator
+    assert type(generator).__name__ == 'PrimitiveGenerator'
+    assert generator.num_primitives == 8
+    assert dropout_rates(generator) == {0.3}
+    assert generator.num_layers == 3
+    assert generator.layers[0].ffn[0].out_features == 1024
+    assert dropout_rates(learner.disentangle_head) == {0.2}
+    assert learner.relation_align_loss.temperature == 0.5
+
+
+def test_a_part_with_type_replaces_the_default(files):
+    learner = make_learner(files, generator=dict(type='GMMNGenerator'))
+    assert type(learner.generator).__name__ == 'GMMNGenerator'
+
+
+def test_a_left_over_delete_key_replaces_the_default(files):
+    """mmengine keeps `_delete_` in a child's dict when the base states no
+    such key (a config written when the base stated every part)."""
+    learner = make_learner(
+        files, generator=dict(_delete_=True, type='GMMNGenerator'))
+    assert type(learner.generator).__name__ == 'GMMNGenerator'
+    learner = ZeroShotLearner(
+        class_names=CLASS_NAMES, feat_dim=FEAT_DIM,
+        generator=dict(_delete_=True, type='PrimitiveGenerator',
+                       num_primitives=8, num_heads=2), **files)
+    assert learner.generator.num_primitives == 8
+
+
+def test_building_leaves_the_default_configs_unchanged(files):
+    from mmpading.models.learners import zero_shot_learner as module
+    defaults = [module.DEFAULT_CLASSIFIER, module.DEFAULT_GENERATOR,
+                module.DEFAULT_MMD_LOSS, module.DEFAULT_DISENTANGLE_HEAD,
+                module.DEFAULT_RELATION_ALIGN_LOSS]
+    before = [dict(default) for default in defaults]
+    ZeroShotLearner(class_names=CLASS_NAMES, feat_dim=FEAT_DIM, **files)
+    assert [dict(default) for default in defaults] == before
+
+
+def test_no_generator_with_the_default_d_and_a_names_the_fix(files):
+    with pytest.raises(ValueError, match='set both to None'):
+        ZeroShotLearner(class_names=CLASS_NAMES, feat_dim=FEAT_DIM,
+                        generator=None, **files)
+
+
+def test_mmd_loss_none_needs_no_generator(files):
+    with pytest.raises(ValueError, match='mmd_loss=None'):
+        make_learner(files, mmd_loss=None)
+    learner = make_learner(files, generator=None, mmd_loss=None)
+    assert learner.mmd_loss is None
+
+
+@pytest.mark.parametrize('feat_dim', [None, 0, 2.5])
+def test_feat_dim_must_be_given_as_a_positive_int(files, feat_dim):
+    with pytest.raises(ValueError, match='feat_dim'):
+        make_learner(files, feat_dim=feat_dim)
+
+
+def test_a_part_that_is_not_a_dict_raises(files):
+    with pytest.raises(TypeError, match='generator is a config dict'):
+        make_learner(files, generator='PrimitiveGenerator')
+
+
+def test_optimizer_groups(files):
+    learner = make_learner(files, **PADING_PARTS)
+    groups = learner.optimizer_groups()
+    assert set(groups) == {'generator', 'classifier'}
+    assert groups['generator'] == [learner.generator,
+                                   learner.disentangle_head]
+    assert groups['classifier'] == [learner.classifier]
+    # Parts switched off are left out.
+    plain = make_learner(files)
+    assert plain.optimizer_groups()['generator'] == [plain.generator]
+    projection = make_learner(
+        files, generator=None,
+        classifier=dict(type='SemanticProjectionClassifier'))
+    assert projection.optimizer_groups() == dict(
+        generator=[], classifier=[projection.classifier])
 
 
 def test_unknown_step_raises(files):

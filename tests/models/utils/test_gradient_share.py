@@ -57,6 +57,8 @@ def make_learner(files, pading=True, **overrides) -> ZeroShotLearner:
             disentangle_head=dict(type='DisentangleHead', hidden_dim=16),
             relation_align_loss=dict(type='RelationAlignLoss',
                                      temperature=0.1))
+    else:
+        cfg.update(disentangle_head=None, relation_align_loss=None)
     cfg.update(overrides)
     return ZeroShotLearner(**cfg).train()
 
