@@ -196,7 +196,7 @@ def segmentor_cfg(c):
         model.decode_head, num_classes=num_classes,
         loss_cls=dict(model.decode_head.loss_cls,
                       class_weight=[1.0] * num_classes + [0.1]))
-    zero_shot = dict(c['stage2'].model.zero_shot, feat_dim=None)
+    zero_shot = dict(c['stage2'].model.zero_shot)
     return dict(model, type='PADingSegmentor', decode_head=decode_head,
                 zero_shot=zero_shot)
 
@@ -223,8 +223,10 @@ BUILDS = {
         lambda c: dict(c['zss'].model.decode_head,
                        type='ZeroShotMask2FormerSegHead'), check_seg_head),
     ('MODELS', 'UniversalFusionHead'): (fusion_head_cfg, None),
-    ('MODELS', 'ZeroShotLearner'): (lambda c: c['stage2'].model.zero_shot,
-                                    None),
+    # feat_dim: the model passes its head's width; standalone, say it.
+    ('MODELS', 'ZeroShotLearner'): (
+        lambda c: dict(c['stage2'].model.zero_shot,
+                       feat_dim=c['stage2'].feat_channels), None),
     ('MODELS', 'PrimitiveGenerator'): (
         lambda c: dict(type='PrimitiveGenerator', semantic_dim=15), None),
     ('MODELS', 'GMMNGenerator'): (
