@@ -75,12 +75,35 @@ def _describe(where: str, dataset_cfg: Mapping) -> str:
     return f'{where} ({_short_type(dataset_cfg.get("type"))}{shown})'
 
 
-def check_zero_shot_training_data(cfg: Mapping) -> None:
-    """Refuse a PADing config whose training data may show unseen classes.
+def is_zero_shot_config(cfg: Mapping) -> bool:
+    """Whether a config is a zero-shot experiment of either stage.
 
-    Applies to configs whose ``model.type`` is ``PADing`` or
-    ``PADingSegmentor`` (either stage) and that have a
-    ``train_dataloader``. Every data set of ``train_dataloader.dataset``
+    Stage 2: the model is ``PADing`` or ``PADingSegmentor``. Stage 1 is
+    upstream's model (``Mask2Former``, ``EncoderDecoder``); its config is
+    a zero-shot one when it evaluates on a zero-shot data set
+    (``val_dataloader`` or ``test_dataloader``).
+    """
+    model_type = (cfg.get('model') or {}).get('type')
+    if model_type is not None and _short_type(model_type) in ZERO_SHOT_MODELS:
+        return True
+    scope = cfg.get('default_scope') or 'mmdet'
+    for key in ('val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key) or {}
+        if not loader.get('dataset'):
+            continue
+        for _, dataset_cfg in iter_leaf_datasets(loader['dataset'], key):
+            cls = _dataset_class(dataset_cfg.get('type'), scope)
+            if cls is not None and issubclass(cls, ZeroShotDatasetMixin):
+                return True
+    return False
+
+
+def check_zero_shot_training_data(cfg: Mapping) -> None:
+    """Refuse a zero-shot config whose training data may show unseen classes.
+
+    Applies to zero-shot configs of either stage (:func:`is_zero_shot_config`:
+    a ``PADing`` / ``PADingSegmentor`` model, or a stage-1 model evaluated
+    on a zero-shot data set) that have a ``train_dataloader``. Every data set of ``train_dataloader.dataset``
     (wrappers unwrapped) must be a zero-shot data set
     (``ZeroShotCocoPanopticDataset``, ``ZeroShotCocoDataset``,
     ``ZeroShotCOCOStuffDataset`` or a subclass) with a
@@ -98,9 +121,9 @@ def check_zero_shot_training_data(cfg: Mapping) -> None:
         ZeroShotTrainingDataError: Naming the data set (config path, type,
             ann_file), the option and the fix.
     """
-    model_type = (cfg.get('model') or {}).get('type')
-    if model_type is None or _short_type(model_type) not in ZERO_SHOT_MODELS:
+    if not is_zero_shot_config(cfg):
         return
+    model_type = _short_type((cfg.get('model') or {}).get('type'))
     loader = cfg.get('train_dataloader')
     if not loader or not loader.get('dataset'):
         return

@@ -13,20 +13,17 @@ from mmpading.registry import MODELS
 from ..learners.zero_shot_learner import ZeroShotLearner, unwrap_learner
 from ..utils.query_features import (
     QueryFeatures,
-    build_query_assigner,
     classify_with,
     match_queries,
     record_class_embeddings,
 )
 from ..utils.stage2 import (
-    build_learner,
     check_stage_argument,
     classifier_for_inference,
-    freeze_all_but,
     frozen_forward_precision,
     initialise_classifier,
     keep_frozen_in_eval,
-    register_checkpoint_hooks,
+    setup_stage2,
     stage2_optim_wrappers,
     train_learner_steps,
 )
@@ -68,20 +65,8 @@ class PADing(Mask2Former):
                  **kwargs) -> None:
         check_stage_argument(stage, 'Mask2Former')
         super().__init__(*args, **kwargs)
-        head = self.panoptic_head
-        # Configs of earlier versions set it on ZeroShotMask2FormerHead.
-        if query_class_cost is None:
-            query_class_cost = getattr(head, 'query_class_cost', None)
-        self.query_assigner = build_query_assigner(head.train_cfg,
-                                                   query_class_cost)
-        self.segmenter_amp = segmenter_amp
-        self.zero_shot = build_learner(
-            zero_shot, self.num_classes, head.cls_embed.in_features,
-            'num_things_classes + num_stuff_classes')
-        freeze_all_but(self, trainable=self.zero_shot)
-        register_checkpoint_hooks(self, head.cls_embed,
-                                  'panoptic_head.cls_embed.weight',
-                                  'num_things_classes + num_stuff_classes')
+        setup_stage2(self, self.panoptic_head, zero_shot, query_class_cost,
+                     segmenter_amp, 'num_things_classes + num_stuff_classes')
 
     @property
     def learner(self) -> ZeroShotLearner:

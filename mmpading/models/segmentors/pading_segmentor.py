@@ -12,20 +12,17 @@ from mmpading.registry import MODELS
 from ..learners.zero_shot_learner import ZeroShotLearner, unwrap_learner
 from ..utils.query_features import (
     QueryFeatures,
-    build_query_assigner,
     classify_with,
     match_queries,
     record_class_embeddings,
 )
 from ..utils.stage2 import (
-    build_learner,
     check_stage_argument,
     classifier_for_inference,
-    freeze_all_but,
     frozen_forward_precision,
     initialise_classifier,
     keep_frozen_in_eval,
-    register_checkpoint_hooks,
+    setup_stage2,
     stage2_optim_wrappers,
     train_learner_steps,
 )
@@ -72,19 +69,8 @@ class PADingSegmentor(EncoderDecoder):
             raise TypeError(
                 'PADingSegmentor needs a Mask2Former decode head (mmseg '
                 f'Mask2FormerHead), got {type(head).__name__}')
-        # Configs of earlier versions set it on ZeroShotMask2FormerSegHead.
-        if query_class_cost is None:
-            query_class_cost = getattr(head, 'query_class_cost', None)
-        self.query_assigner = build_query_assigner(head.train_cfg,
-                                                   query_class_cost)
-        self.segmenter_amp = segmenter_amp
-        self.zero_shot = build_learner(zero_shot, self.num_classes,
-                                       head.cls_embed.in_features,
-                                       'decode_head.num_classes')
-        freeze_all_but(self, trainable=self.zero_shot)
-        register_checkpoint_hooks(self, head.cls_embed,
-                                  'decode_head.cls_embed.weight',
-                                  'decode_head.num_classes')
+        setup_stage2(self, head, zero_shot, query_class_cost, segmenter_amp,
+                     'decode_head.num_classes')
 
     @property
     def learner(self) -> ZeroShotLearner:

@@ -24,7 +24,7 @@ from mmpading.registry import MODELS
 
 from ..learners.zero_shot_learner import ZeroShotLearner, unwrap_learner
 from .gradient_share import generator_gradient_share
-from .query_features import QueryFeatures
+from .query_features import QueryFeatures, build_query_assigner
 
 # In stage 2, MMSeparateDistributedDataParallel wraps the learner in DDP;
 # torch's state_dict() then names its entries zero_shot.module.*.
@@ -81,6 +81,42 @@ def build_learner(zero_shot: dict | None, num_classes: int,
             f'class embeddings are {feat_dim}-d (cls_embed.in_features): '
             'drop zero_shot.feat_dim, the model sets it')
     return MODELS.build(zero_shot)
+
+
+def setup_stage2(model: nn.Module, head: nn.Module, zero_shot: dict | None,
+                 query_class_cost: float | None, segmenter_amp: bool,
+                 class_count_keys: str) -> None:
+    """What a stage-2 model adds to the stage-1 model it was built as.
+
+    Sets ``model.query_assigner`` (stage 2's matching), ``segmenter_amp``
+    and the learner ``model.zero_shot``; freezes every other child and
+    registers the checkpoint hooks (:func:`register_checkpoint_hooks`).
+
+    Args:
+        model (nn.Module): The stage-2 model, its upstream parts built.
+        head (nn.Module): Its Mask2Former head (``cls_embed``, ``train_cfg``).
+        zero_shot (dict): The :class:`ZeroShotLearner` config.
+        query_class_cost (float, optional): The class cost of stage 2's
+            matching; None: the head's ``query_class_cost`` if it has one
+            (configs of earlier versions set it there), else the training
+            assigner's.
+        segmenter_amp (bool): Whether the frozen forward runs under AMP.
+        class_count_keys (str): The config keys that set K, for errors.
+    """
+    if query_class_cost is None:
+        query_class_cost = getattr(head, 'query_class_cost', None)
+    model.query_assigner = build_query_assigner(head.train_cfg,
+                                                query_class_cost)
+    model.segmenter_amp = segmenter_amp
+    model.zero_shot = build_learner(zero_shot, model.num_classes,
+                                    head.cls_embed.in_features,
+                                    class_count_keys)
+    freeze_all_but(model, trainable=model.zero_shot)
+    head_name = next(name for name, child in model.named_children()
+                     if child is head)
+    register_checkpoint_hooks(model, head.cls_embed,
+                              f'{head_name}.cls_embed.weight',
+                              class_count_keys)
 
 
 def freeze_all_but(model: nn.Module, trainable: nn.Module) -> None:
