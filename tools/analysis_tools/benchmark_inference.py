@@ -74,6 +74,7 @@ from mmengine.utils import ProgressBar
 from torch import nn
 
 import mmpading  # noqa: F401  (registers components)
+from mmpading.models.utils.query_features import classify_with
 from mmpading.utils.benchmarking import (
     cuda_peak_bytes,
     print_table,
@@ -276,8 +277,9 @@ def check_equivalence(ours: nn.Module, upstream: nn.Module,
     """
     set_outputs(ours, panoptic_on=True, instance_on=True, semantic_on=False)
     set_outputs(upstream, panoptic_on=True, instance_on=True)
-    ours_cls, ours_mask = ours.panoptic_head.predict(
-        ours.extract_feat(inputs), samples, classifier=ours.learner.classifier)
+    with classify_with(ours.panoptic_head.cls_embed, ours.learner.classifier):
+        ours_cls, ours_mask = ours.panoptic_head.predict(
+            ours.extract_feat(inputs), samples)
     up_cls, up_mask = upstream.panoptic_head.predict(
         upstream.extract_feat(inputs), samples)
     ours_out = ours.predict(inputs, copy.deepcopy(samples))
@@ -370,12 +372,13 @@ def predict_step(model: nn.Module, inputs: torch.Tensor,
 def part_steps(model: nn.Module, inputs: torch.Tensor,
                samples: list[DetDataSample]) -> dict[str, Callable[[], None]]:
     """The three parts of ``predict``, each on the previous one's output."""
-    ours = hasattr(model, 'learner')
-    kwargs = dict(classifier=model.learner.classifier) if ours else {}
-    with torch.no_grad():
+    head_module = model.panoptic_head
+    # Ours: the learner's classifier scores the queries (PADing.predict).
+    classifier = model.learner.classifier if hasattr(model, 'learner') \
+        else None
+    with torch.no_grad(), classify_with(head_module.cls_embed, classifier):
         feats = model.extract_feat(inputs)
-        mask_cls, mask_pred = model.panoptic_head.predict(
-            feats, samples, **kwargs)
+        mask_cls, mask_pred = head_module.predict(feats, samples)
 
     @torch.no_grad()
     def backbone() -> None:
@@ -383,7 +386,8 @@ def part_steps(model: nn.Module, inputs: torch.Tensor,
 
     @torch.no_grad()
     def head() -> None:
-        model.panoptic_head.predict(feats, samples, **kwargs)
+        with classify_with(head_module.cls_embed, classifier):
+            head_module.predict(feats, samples)
 
     @torch.no_grad()
     def fusion() -> None:
