@@ -220,8 +220,8 @@ def test_dist_test_prints_gzsl_metrics(stage1_dist, toy_cwd):
                   '--work-dir', toy_cwd / 'dist_test', '--out', out,
                   '--cfg-options', *FAST], toy_cwd, launcher_env())
     assert 'GPU number: 2' in output
-    for key in ('gzsl_panoptic/PQ_hm', 'gzsl_semseg/mIoU_hm',
-                'gzsl_instance/segm_mAP50_hm'):
+    # Stage 1 (upstream Mask2Former) has panoptic and instance outputs.
+    for key in ('gzsl_panoptic/PQ_hm', 'gzsl_instance/segm_mAP50_hm'):
         assert key in output
     # The two processes' predictions were gathered: every validation image
     # exactly once.

@@ -77,8 +77,8 @@ def test_mim_train_then_test_on_the_toy_config(tmp_path):
                  '--cfg-options', *FAST, cwd=cwd)
     assert '.mim/tools/test.py' in output
     assert 'Testing finished successfully' in output
-    for key in ('gzsl_panoptic/PQ_hm', 'gzsl_semseg/mIoU_hm',
-                'gzsl_instance/segm_mAP50_hm'):
+    # Stage 1 (upstream Mask2Former) has panoptic and instance outputs.
+    for key in ('gzsl_panoptic/PQ_hm', 'gzsl_instance/segm_mAP50_hm'):
         assert key in output
 
     # Without --data-root the relative data/toy/ is looked for in cwd: the
