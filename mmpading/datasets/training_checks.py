@@ -101,9 +101,10 @@ def is_zero_shot_config(cfg: Mapping) -> bool:
 def check_zero_shot_training_data(cfg: Mapping) -> None:
     """Refuse a zero-shot config whose training data may show unseen classes.
 
-    Applies to zero-shot configs of either stage (:func:`is_zero_shot_config`:
-    a ``PADing`` / ``PADingSegmentor`` model, or a stage-1 model evaluated
-    on a zero-shot data set) that have a ``train_dataloader``. Every data set of ``train_dataloader.dataset``
+    Applies to zero-shot configs of either stage
+    (:func:`is_zero_shot_config`: a ``PADing`` / ``PADingSegmentor`` model,
+    or a stage-1 model evaluated on a zero-shot data set) that have a
+    ``train_dataloader``. Every data set of ``train_dataloader.dataset``
     (wrappers unwrapped) must be a zero-shot data set
     (``ZeroShotCocoPanopticDataset``, ``ZeroShotCocoDataset``,
     ``ZeroShotCOCOStuffDataset`` or a subclass) with a
