@@ -19,11 +19,19 @@ LAUNCHERS = ('_init_dist_pytorch', '_init_dist_slurm')
 
 @pytest.fixture
 def restored(monkeypatch):
-    """Undo what the test patches: other tests must not rely on it."""
+    """mmengine's own functions for the test, whatever earlier tests of
+    this process set up (the tools' main() calls the set-up), and the
+    state before the test afterwards."""
+    def unpatched(function):
+        while getattr(function, '__wrapped__', None) is not None:
+            function = function.__wrapped__
+        return function
+
     for name in LAUNCHERS:
-        monkeypatch.setattr(dist_utils, name, getattr(dist_utils, name))
+        monkeypatch.setattr(dist_utils, name,
+                            unpatched(getattr(dist_utils, name)))
     monkeypatch.setattr(MMDistributedDataParallel, '__init__',
-                        MMDistributedDataParallel.__init__)
+                        unpatched(MMDistributedDataParallel.__init__))
 
 
 def test_import_mmpading_patches_nothing_process_wide():
