@@ -29,11 +29,7 @@ from mmpading.engine.optimizers import PADingOptimWrapperConstructor
 from mmpading.models import PADing
 from mmpading.models.learners.zero_shot_learner import unwrap_learner
 from mmpading.models.utils.query_features import QueryFeatures
-from mmpading.models.utils.stage2 import (
-    build_learner,
-    freeze_all_but,
-    register_checkpoint_hooks,
-)
+from mmpading.models.utils.stage2 import setup_stage2
 
 CLASS_NAMES = ['a', 'b', 'c', 'd', 'e', 'f', 'g']
 SEEN = ('a', 'c', 'd', 'f', 'g')
@@ -49,6 +45,8 @@ RANK_IMAGES = (7, 5)
 class QueryHandover(nn.Module):
     """Stands in for the frozen head: only its ``cls_embed`` is used."""
 
+    train_cfg = None  # the training assigner: no matching of its own
+
     def __init__(self) -> None:
         super().__init__()
         self.cls_embed = nn.Linear(FEAT_DIM, NUM_CLASSES + 1)
@@ -57,18 +55,15 @@ class QueryHandover(nn.Module):
 class StubDetector(BaseModel):
     """Set up as PADing is; the batch's data are the query features."""
 
-    segmenter_amp = True
+    num_classes = NUM_CLASSES
     train_step = PADing.train_step
 
     def __init__(self, zero_shot: dict) -> None:
         super().__init__()
         self.panoptic_head = QueryHandover()
-        self.zero_shot = build_learner(zero_shot, NUM_CLASSES, FEAT_DIM,
-                                       'NUM_CLASSES')
-        freeze_all_but(self, trainable=self.zero_shot)
-        register_checkpoint_hooks(self, self.panoptic_head.cls_embed,
-                                  'panoptic_head.cls_embed.weight',
-                                  'NUM_CLASSES')
+        setup_stage2(self, self.panoptic_head, zero_shot,
+                     query_class_cost=None, segmenter_amp=True,
+                     class_count_keys='NUM_CLASSES')
         self.stage1_checkpoint_loaded = True
 
     @property
