@@ -1,3 +1,4 @@
+from .dataset_meta_hook import DatasetMetaHook
 from .gradient_share_hook import GradientShareHook
 from .random_state_hook import (
     RandomStateHook,
@@ -7,6 +8,6 @@ from .random_state_hook import (
 )
 
 __all__ = [
-    'GradientShareHook', 'RandomStateHook', 'StateRestoringIterator',
-    'capture_random_state', 'restore_random_state'
+    'DatasetMetaHook', 'GradientShareHook', 'RandomStateHook',
+    'StateRestoringIterator', 'capture_random_state', 'restore_random_state'
 ]

@@ -45,6 +45,23 @@ class SemanticProjectionClassifier(nn.Module):
         self.no_object = nn.Linear(in_channels, 1)
         self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale)))
 
+    def set_class_semantic_embeddings(self, embeddings: Tensor) -> None:
+        """Replace the fixed class weights (the learner calls it once the
+        data set's classes are known).
+
+        Args:
+            embeddings (Tensor): Class embeddings, (K, D), as at
+                construction.
+        """
+        embeddings = torch.as_tensor(embeddings, dtype=torch.float32)
+        if embeddings.shape != self.class_weights.shape:
+            raise ValueError(
+                'SemanticProjectionClassifier: class embeddings of shape '
+                f'{tuple(embeddings.shape)} replace ones of shape '
+                f'{tuple(self.class_weights.shape)}')
+        self.class_weights = F.normalize(
+            embeddings.detach().to(self.class_weights.device), dim=-1)
+
     def init_from_linear(self, linear: nn.Linear) -> None:
         """Start the no-object head from a (C -> K + 1) classifier's."""
         with torch.no_grad():

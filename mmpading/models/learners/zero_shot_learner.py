@@ -72,11 +72,20 @@ class ZeroShotLearner(BaseModule):
     - ``step='classifier'``: weighted CE of the classifier on all real
       query features plus synthetic features of unseen classes.
 
+    The classes and the split come from the data set: the model passes its
+    ``dataset_meta`` (``classes``, ``seen_classes``, ``unseen_classes``) to
+    :meth:`set_dataset_meta` before the first step (``DatasetMetaHook`` in
+    a runner, :func:`~mmpading.models.utils.stage2.set_dataset_meta`
+    elsewhere). Until then the learner knows only the class count.
+
     Args:
-        class_names (Sequence[str]): The data set's classes, in label order.
-        split (str | ZeroShotSplit): Split name or split file path.
-        class_embeddings (str): Embedding file; rows are matched to
-            ``class_names`` by name (a mismatch raises).
+        class_names (Sequence[str], optional): The data set's classes, in
+            label order. None (the default): from ``dataset_meta``. Given
+            only with ``split``.
+        split (str | ZeroShotSplit, optional): Split name or split file
+            path; with ``class_names``. None: from ``dataset_meta``.
+        class_embeddings (str): Embedding file; rows are matched to the
+            classes by name (a mismatch raises). Required.
         classifier (dict): Config of the classifier (..., C) ->
             (..., K + 1). For ``type='Linear'`` the sizes are filled in.
             Defaults to ``dict(type='Linear')``.
@@ -116,6 +125,9 @@ class ZeroShotLearner(BaseModule):
             segmenter (its head's ``cls_embed.in_features``). Required;
             None (the default) means the model building the learner gives
             it.
+        num_classes (int, optional): The class count K of the segmenter;
+            None: ``len(class_names)``, or the model building the learner
+            gives it.
         cross_rank_losses (bool): Under DDP (``forward(...,
             cross_rank=True)``), compute the losses over the features of
             all ranks, as one process computes them over the whole batch:
@@ -135,9 +147,9 @@ class ZeroShotLearner(BaseModule):
     """
 
     def __init__(self,
-                 class_names: Sequence[str],
-                 split: str | ZeroShotSplit,
-                 class_embeddings: str,
+                 class_names: Sequence[str] | None = None,
+                 split: str | ZeroShotSplit | None = None,
+                 class_embeddings: str | None = None,
                  classifier: dict = DEFAULT_CLASSIFIER,
                  generator: dict | None = DEFAULT_GENERATOR,
                  mmd_loss: dict | None = DEFAULT_MMD_LOSS,
@@ -153,6 +165,7 @@ class ZeroShotLearner(BaseModule):
                  unseen_class_weight: float = 5.0,
                  no_object_weight: float = 0.1,
                  feat_dim: int | None = None,
+                 num_classes: int | None = None,
                  cross_rank_losses: bool = True,
                  init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -178,28 +191,52 @@ class ZeroShotLearner(BaseModule):
         relation_align_loss = component_cfg('relation_align_loss',
                                             relation_align_loss,
                                             DEFAULT_RELATION_ALIGN_LOSS)
-        self.class_names = list(class_names)
-        num_classes = len(self.class_names)
-        split = resolve_split(split)
-        split.check_against(self.class_names)
-        self.split_name = split.name
+        if class_embeddings is None:
+            raise ValueError(
+                'ZeroShotLearner: class_embeddings is not set; give the '
+                'embedding file of the classes (docs/class_embeddings.md).')
+        if (class_names is None) != (split is None):
+            raise ValueError(
+                'ZeroShotLearner: give class_names and split together, or '
+                'neither (then both come from the data set\'s dataset_meta)')
+        if class_names is not None:
+            if num_classes is not None and num_classes != len(class_names):
+                raise ValueError(
+                    f'ZeroShotLearner: class_names lists {len(class_names)} '
+                    f'classes but num_classes is {num_classes}')
+            num_classes = len(class_names)
+        if not isinstance(num_classes, int) or num_classes <= 0:
+            raise ValueError(
+                'ZeroShotLearner: num_classes is not set; give class_names '
+                'or the class count K of the segmenter (the stage-2 model '
+                f'sets it), got {num_classes!r}')
+        self.num_classes = num_classes
+        self.class_embeddings_file = class_embeddings
+        # The file's own row order: only its width D is needed before the
+        # classes are known.
+        file_embeddings, _ = load_class_embeddings(class_embeddings)
+        semantic_dim = file_embeddings.shape[1]
+        self.class_weights = (float(seen_class_weight),
+                              float(unseen_class_weight),
+                              float(no_object_weight))
+        # The split's buffers, filled by set_classes (placeholders of the
+        # right class count until then, so that .to(device) moves them).
+        self.class_names: list[str] | None = None
+        self.split_name: str | None = None
         self.register_buffer(
-            'seen_ids', torch.tensor(split.seen_ids(self.class_names)),
-            persistent=False)
+            'seen_ids', torch.zeros(0, dtype=torch.long), persistent=False)
         self.register_buffer(
-            'unseen_ids', torch.tensor(split.unseen_ids(self.class_names)),
-            persistent=False)
+            'unseen_ids', torch.zeros(0, dtype=torch.long), persistent=False)
         # Class index -> its column among the seen logits (-1: not seen).
-        seen_position = torch.full((num_classes + 1, ), -1)
-        seen_position[self.seen_ids] = torch.arange(len(self.seen_ids))
-        self.register_buffer('seen_position', seen_position, persistent=False)
-        embeddings, _ = load_class_embeddings(
-            class_embeddings, class_names=self.class_names)
+        self.register_buffer(
+            'seen_position', torch.full((num_classes + 1, ), -1),
+            persistent=False)
         self.register_buffer(
             'class_semantic_embeddings',
-            torch.as_tensor(embeddings, dtype=torch.float32),
+            torch.zeros(num_classes, semantic_dim),
             persistent=False)
-        semantic_dim = self.class_semantic_embeddings.shape[1]
+        self.register_buffer(
+            'class_weight', torch.zeros(num_classes + 1), persistent=False)
 
         if classifier.get('type') == 'Linear':
             # torch's Linear in any scope (mmseg registers none).
@@ -250,14 +287,112 @@ class ZeroShotLearner(BaseModule):
         self.unseen_with_replacement = unseen_with_replacement
         self.cross_rank_losses = cross_rank_losses
 
-        class_weight = torch.full((num_classes + 1, ),
-                                  float(seen_class_weight))
-        class_weight[self.unseen_ids] = float(unseen_class_weight)
-        class_weight[-1] = float(no_object_weight)
-        self.register_buffer('class_weight', class_weight, persistent=False)
         # 0 until the classifier was initialised from stage 1's cls_embed;
         # persistent so that a resumed run does not initialise it again.
         self.register_buffer('classifier_initialised', torch.tensor(0))
+        if class_names is not None:
+            self.set_classes(class_names, resolve_split(split))
+
+    # ------------------------------------------------- classes and split
+    def set_dataset_meta(self, dataset_meta: Mapping) -> None:
+        """Take the classes and the split from a data set's metainfo.
+
+        Args:
+            dataset_meta (Mapping): The data set's ``metainfo``: its
+                ``classes`` and, from a ``zero_shot_split``,
+                ``seen_classes`` and ``unseen_classes`` (the ZeroShot*
+                data sets put them there).
+
+        Raises:
+            ValueError: The metainfo has no split, or a class list other
+                than the one the learner already has.
+        """
+        missing = [
+            key for key in ('classes', 'seen_classes', 'unseen_classes')
+            if not dataset_meta.get(key)
+        ]
+        if missing:
+            raise ValueError(
+                f'ZeroShotLearner: the data set\'s dataset_meta has no '
+                f'{" / ".join(missing)}: stage 2 needs a zero-shot data set '
+                "with a split, e.g. dict(type='ZeroShotCocoPanopticDataset', "
+                "zero_shot_split='zsp_coco', ...)")
+        split = ZeroShotSplit(
+            dataset_meta.get('zero_shot_split') or 'dataset_meta',
+            seen=dataset_meta['seen_classes'],
+            unseen=dataset_meta['unseen_classes'])
+        self.set_classes(dataset_meta['classes'], split)
+
+    def set_classes(self, class_names: Sequence[str],
+                    split: ZeroShotSplit) -> None:
+        """Fill the split's buffers: class ids, class weights, embeddings.
+
+        A second call with the same classes and split does nothing; one
+        with others raises (the training and the evaluation data must
+        agree).
+
+        Args:
+            class_names (Sequence[str]): The data set's classes, in label
+                order; K of them.
+            split (ZeroShotSplit): The seen and unseen classes.
+        """
+        class_names = list(class_names)
+        if len(class_names) != self.num_classes:
+            raise ValueError(
+                f'ZeroShotLearner: the data set has {len(class_names)} '
+                f'classes but the segmenter {self.num_classes}: the model\'s '
+                'class count and the data set\'s classes must agree')
+        split.check_against(class_names)
+        seen_ids = split.seen_ids(class_names)
+        unseen_ids = split.unseen_ids(class_names)
+        if self.class_names is not None:
+            if (self.class_names, self.seen_ids.tolist(),
+                    self.unseen_ids.tolist()) == (class_names, seen_ids,
+                                                  unseen_ids):
+                return
+            raise ValueError(
+                'ZeroShotLearner: given the classes and split of two data '
+                f'sets that disagree: first {self.split_name!r} '
+                f'({len(self.seen_ids)} seen / {len(self.unseen_ids)} '
+                f'unseen of {self.class_names[:3]}...), now {split.name!r} '
+                f'({len(seen_ids)} seen / {len(unseen_ids)} unseen of '
+                f'{class_names[:3]}...); train and evaluate on one split')
+        device = self.class_weight.device
+        embeddings, _ = load_class_embeddings(
+            self.class_embeddings_file, class_names=class_names)
+        self.class_semantic_embeddings = torch.as_tensor(
+            embeddings, dtype=torch.float32, device=device)
+        self.seen_ids = torch.tensor(seen_ids, dtype=torch.long,
+                                     device=device)
+        self.unseen_ids = torch.tensor(unseen_ids, dtype=torch.long,
+                                       device=device)
+        seen_position = torch.full((self.num_classes + 1, ), -1,
+                                   device=device)
+        seen_position[self.seen_ids] = torch.arange(
+            len(seen_ids), device=device)
+        self.seen_position = seen_position
+        seen_weight, unseen_weight, no_object_weight = self.class_weights
+        class_weight = torch.full((self.num_classes + 1, ), seen_weight,
+                                  device=device)
+        class_weight[self.unseen_ids] = unseen_weight
+        class_weight[-1] = no_object_weight
+        self.class_weight = class_weight
+        if hasattr(self.classifier, 'set_class_semantic_embeddings'):
+            self.classifier.set_class_semantic_embeddings(
+                self.class_semantic_embeddings)
+        self.class_names = class_names
+        self.split_name = split.name
+
+    def require_classes(self) -> None:
+        """Raise unless :meth:`set_classes` ran (the buffers it fills are
+        placeholders until then)."""
+        if self.class_names is None:
+            raise RuntimeError(
+                'ZeroShotLearner: the classes and split are not set. In a '
+                "runner, add dict(type='DatasetMetaHook') to custom_hooks "
+                '(the stage-2 configs of configs/ do); elsewhere call '
+                'mmpading.models.utils.stage2.set_dataset_meta(model, '
+                'dataset.metainfo) before training.')
 
     # --------------------------------------------------- gradient share
     #: Whether the next stage-2 step measures the generator's gradient
@@ -341,6 +476,7 @@ class ZeroShotLearner(BaseModule):
         Returns:
             dict[str, Tensor]: Weighted losses of the step.
         """
+        self.require_classes()
         gather = cross_rank and self.cross_rank_losses
         if step == 'generator':
             return self.generator_losses(embeddings, labels, gather)
@@ -356,7 +492,7 @@ class ZeroShotLearner(BaseModule):
         """Generator-step losses (see :meth:`forward` for the arguments)."""
         if self.generator is None:
             raise RuntimeError('this learner has no generator')
-        matched = labels != len(self.class_names)
+        matched = labels != self.num_classes
         real_seen = embeddings[matched].detach().float()
         seen_labels = labels[matched]
         device = embeddings.device
@@ -419,7 +555,7 @@ class ZeroShotLearner(BaseModule):
             for name, value in self.disentangle_head.reduce_losses(
                     {key: gather_synthetic(rows)
                      for key, rows in per_feature.items()},
-                    all_synthetic_labels, len(self.class_names),
+                    all_synthetic_labels, self.num_classes,
                     self.unseen_ids).items():
                 losses[name] = self.lambda_weight * value
         if self.relation_align_loss is not None:

@@ -14,6 +14,7 @@ each model's ``train_step`` reads top-down:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 
 from mmengine.model.wrappers import is_model_wrapper
@@ -65,14 +66,21 @@ def build_learner(zero_shot: dict | None, num_classes: int,
     if zero_shot is None:
         raise ValueError(
             'a PADing stage-2 model needs `zero_shot`: the ZeroShotLearner '
-            'config (class names, split, embeddings, generator, ...)')
+            'config (class embeddings, generator, ...)')
     zero_shot = dict(zero_shot)
     zero_shot.setdefault('type', 'ZeroShotLearner')
-    num_names = len(zero_shot.get('class_names', ()))
-    if num_names != num_classes:
+    if zero_shot.get('class_names') is not None and \
+            len(zero_shot['class_names']) != num_classes:
         raise ValueError(
-            f'zero_shot.class_names lists {num_names} classes but '
-            f'{class_count_keys} is {num_classes}')
+            f'zero_shot.class_names lists {len(zero_shot["class_names"])} '
+            f'classes but {class_count_keys} is {num_classes}')
+    if zero_shot.get('num_classes') is None:
+        zero_shot['num_classes'] = num_classes
+    elif zero_shot['num_classes'] != num_classes:
+        raise ValueError(
+            f'zero_shot.num_classes is {zero_shot["num_classes"]} but '
+            f'{class_count_keys} is {num_classes}: drop '
+            'zero_shot.num_classes, the model sets it')
     if zero_shot.get('feat_dim') is None:
         zero_shot['feat_dim'] = feat_dim
     elif zero_shot['feat_dim'] != feat_dim:
@@ -117,6 +125,23 @@ def setup_stage2(model: nn.Module, head: nn.Module, zero_shot: dict | None,
     register_checkpoint_hooks(model, head.cls_embed,
                               f'{head_name}.cls_embed.weight',
                               class_count_keys)
+
+
+def set_dataset_meta(model: nn.Module, dataset_meta: Mapping) -> None:
+    """Give a model its data set's metainfo, as mmdet's ``init_detector``
+    does (``model.dataset_meta``); a stage-2 model's learner takes the
+    classes and the split from it (:meth:`ZeroShotLearner.set_dataset_meta`).
+
+    Args:
+        model (nn.Module): Any model, wrapped or not.
+        dataset_meta (Mapping): The data set's ``metainfo``.
+    """
+    if is_model_wrapper(model):
+        model = model.module
+    model.dataset_meta = dict(dataset_meta)
+    learner = getattr(model, 'zero_shot', None)
+    if learner is not None:
+        unwrap_learner(learner).set_dataset_meta(dataset_meta)
 
 
 def freeze_all_but(model: nn.Module, trainable: nn.Module) -> None:
@@ -306,6 +331,9 @@ def classifier_for_inference(model: nn.Module) -> nn.Module:
             training: the predictions would be meaningless.
     """
     learner = model.learner
+    if getattr(learner.classifier, 'needs_class_semantic_embeddings', False):
+        # Its class weights are the embeddings of the data set's classes.
+        learner.require_classes()
     if not bool(learner.classifier_initialised):
         raise RuntimeError(
             f'This stage-2 {type(model).__name__} model\'s classifier '
