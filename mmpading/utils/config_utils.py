@@ -290,6 +290,10 @@ def toy_config(name: str,
 def enable_amp(cfg: Config) -> None:
     """Switch every optimizer wrapper of ``cfg`` to AmpOptimWrapper."""
     optim_wrapper = cfg.optim_wrapper
+    if optim_wrapper.get('constructor') == 'PADingOptimWrapperConstructor':
+        # Its default groups too (those the config leaves out).
+        for name in ('generator', 'classifier'):
+            optim_wrapper.setdefault(name, dict(optimizer=dict()))
     named = [
         value for key, value in optim_wrapper.items()
         if isinstance(value, dict) and 'optimizer' in value

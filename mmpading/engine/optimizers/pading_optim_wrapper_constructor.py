@@ -61,24 +61,73 @@ def learner_optimizer_groups(model: nn.Module,
     return [_unwrap(module) for module in groups[name]]
 
 
+# The paper's stage-2 optimizers, the reference's in every setting
+# (docs/parity.md): the generator with the disentanglement head Adam 5e-4;
+# the classifier SGD 1e-3, momentum 0.9, weight decay 5e-4.
+DEFAULT_OPTIMIZERS = dict(
+    generator=dict(type='Adam', lr=5e-4, weight_decay=0.0),
+    classifier=dict(type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4))
+
+
+def optimizer_group_cfgs(optim_wrapper_cfg: dict) -> dict[str, dict]:
+    """Each optimizer's wrapper config: the given ones over the defaults.
+
+    A group of :data:`DEFAULT_OPTIMIZERS` that the config leaves out gets
+    its default optimizer; one given without ``optimizer``, or with an
+    ``optimizer`` without ``type``, changes fields of the default (e.g.
+    ``classifier=dict(optimizer=dict(lr=2e-3))``); ``None`` switches a
+    group off. Another group name needs a full ``optimizer``.
+
+    Raises:
+        ValueError: A group that is not a dict, or a new group without an
+            optimizer type.
+    """
+    groups = {
+        name: dict(optimizer=dict(optimizer))
+        for name, optimizer in DEFAULT_OPTIMIZERS.items()
+    }
+    for name, cfg in optim_wrapper_cfg.items():
+        if cfg is None:
+            # A default group switched off.
+            groups.pop(name, None)
+            continue
+        if not isinstance(cfg, dict):
+            raise ValueError(
+                f'optim_wrapper.{name} must be an optim-wrapper config '
+                f'dict, got {cfg!r}')
+        cfg = dict(cfg)
+        optimizer = dict(cfg.get('optimizer') or {})
+        if 'type' not in optimizer:
+            if name not in DEFAULT_OPTIMIZERS:
+                raise ValueError(
+                    f'optim_wrapper.{name} has no optimizer type; give '
+                    "optimizer=dict(type='SGD', lr=...) (the groups with "
+                    f'defaults: {sorted(DEFAULT_OPTIMIZERS)})')
+            optimizer = {**DEFAULT_OPTIMIZERS[name], **optimizer}
+        cfg['optimizer'] = optimizer
+        groups[name] = cfg
+    return groups
+
+
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class PADingOptimWrapperConstructor:
     """Builds an :class:`OptimWrapperDict` from named optimizer configs.
 
     Each key of ``optim_wrapper_cfg`` (other than mmengine's own
     ``constructor`` / ``paramwise_cfg``) is one optimizer, given as an
-    ordinary optim-wrapper config. Its trainable parameters are those of
-    the modules the stage-2 learner assigns to that name
-    (``ZeroShotLearner.optimizer_groups()``: ``generator`` = the generator
-    and the disentanglement head, ``classifier`` = the classifier).
-    Example::
+    ordinary optim-wrapper config; ``generator`` and ``classifier``
+    default to the paper's (:data:`DEFAULT_OPTIMIZERS`,
+    :func:`optimizer_group_cfgs`), so a stage-2 config needs only::
 
         optim_wrapper = dict(
-            constructor='PADingOptimWrapperConstructor',
-            generator=dict(optimizer=dict(type='Adam', lr=5e-4)),
-            classifier=dict(
-                optimizer=dict(type='SGD', lr=1e-3, momentum=0.9,
-                               weight_decay=5e-4)))
+            _delete_=True, constructor='PADingOptimWrapperConstructor')
+
+    and states what differs, e.g. ``classifier=dict(optimizer=dict(
+    lr=2e-3))`` or ``generator=dict(type='AmpOptimWrapper')``. Each
+    optimizer's trainable parameters are those of the modules the stage-2
+    learner assigns to its name (``ZeroShotLearner.optimizer_groups()``:
+    ``generator`` = the generator and the disentanglement head,
+    ``classifier`` = the classifier).
 
     ``modules``, dotted paths of sub-modules (e.g.
     ``modules=['zero_shot.classifier']``), overrides the learner's choice
@@ -96,13 +145,7 @@ class PADingOptimWrapperConstructor:
         if paramwise_cfg:
             raise ValueError('PADingOptimWrapperConstructor does not '
                              'support paramwise_cfg')
-        if not optim_wrapper_cfg:
-            raise ValueError('optim_wrapper needs at least one named '
-                             'optimizer config')
-        self.optim_wrapper_cfg = {
-            name: dict(cfg)
-            for name, cfg in optim_wrapper_cfg.items()
-        }
+        self.optim_wrapper_cfg = optimizer_group_cfgs(optim_wrapper_cfg)
 
     def __call__(self, model: nn.Module) -> OptimWrapperDict:
         wrappers = {}

@@ -237,7 +237,7 @@ def test_projection_baseline_builds_only_the_classifier():
 
 def test_without_modules_or_learner_raises_naming_modules():
     model = nn.Sequential(nn.Linear(4, 4))
-    with pytest.raises(ValueError, match='classifier gives no `modules`'):
+    with pytest.raises(ValueError, match='gives no `modules`'):
         PADingOptimWrapperConstructor(
             dict(classifier=optimizers_cfg()['classifier']))(model)
 
@@ -284,3 +284,62 @@ def test_buildable_through_build_optim_wrapper():
         model.zero_shot.classifier)
     # The config the caller passed is left as it was.
     assert cfg['classifier']['modules'] == ['zero_shot.classifier']
+
+
+def test_the_papers_optimizers_are_the_defaults():
+    """Reference: Adam 5e-4 for the generator (with D), SGD 1e-3, momentum
+    0.9, wd 5e-4 for the classifier (docs/parity.md)."""
+    model = Model()
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        wrappers = build_optim_wrapper(
+            model, dict(constructor='PADingOptimWrapperConstructor'))
+    generator = wrappers['generator'].optimizer
+    classifier = wrappers['classifier'].optimizer
+    assert isinstance(generator, torch.optim.Adam)
+    assert (generator.defaults['lr'], generator.defaults['weight_decay']) \
+        == (5e-4, 0.0)
+    assert isinstance(classifier, torch.optim.SGD)
+    assert {key: classifier.defaults[key]
+            for key in ('lr', 'momentum', 'weight_decay')} == dict(
+                lr=1e-3, momentum=0.9, weight_decay=5e-4)
+    assert set(optimised_ids(wrappers['generator'])) == ids(
+        model.zero_shot.generator, model.zero_shot.disentangle_head)
+
+
+def test_a_partial_group_changes_fields_of_the_default():
+    model = Model()
+    wrappers = PADingOptimWrapperConstructor(dict(
+        classifier=dict(optimizer=dict(lr=2e-3)),
+        generator=dict(clip_grad=dict(max_norm=1.0))))(model)
+    classifier = wrappers['classifier'].optimizer
+    assert isinstance(classifier, torch.optim.SGD)
+    assert (classifier.defaults['lr'], classifier.defaults['momentum']) == (
+        2e-3, 0.9)
+    assert wrappers['generator'].clip_grad_kwargs == dict(max_norm=1.0)
+    assert isinstance(wrappers['generator'].optimizer, torch.optim.Adam)
+
+
+def test_a_default_group_can_be_switched_off():
+    wrappers = PADingOptimWrapperConstructor(dict(generator=None))(Model())
+    assert set(wrappers.keys()) == {'classifier'}
+
+
+def test_a_new_group_needs_an_optimizer_type():
+    with pytest.raises(ValueError, match="optim_wrapper.projection has no "
+                       'optimizer type'):
+        PADingOptimWrapperConstructor(dict(projection=dict(
+            optimizer=dict(lr=1e-3))))
+
+
+def test_amp_switches_the_default_groups_too():
+    from mmengine.config import Config
+
+    from mmpading.utils.config_utils import enable_amp
+    cfg = Config(dict(optim_wrapper=dict(
+        constructor='PADingOptimWrapperConstructor',
+        classifier=dict(optimizer=dict(lr=2e-3)))))
+    enable_amp(cfg)
+    assert {name: group['type'] for name, group in
+            cfg.optim_wrapper.items() if name != 'constructor'} == dict(
+                generator='AmpOptimWrapper', classifier='AmpOptimWrapper')
+    assert cfg.optim_wrapper.classifier.optimizer.lr == 2e-3
