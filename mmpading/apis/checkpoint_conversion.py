@@ -847,6 +847,7 @@ def build_target_model(layout: str,
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
+    from mmpading.apis.model_loading import config_dataset_meta
     from mmpading.datasets.class_embeddings import (
         resolve_class_embeddings_path,
         save_class_embeddings,
@@ -869,7 +870,7 @@ def build_target_model(layout: str,
                 found = False
             if not found:
                 stand_in = osp.join(folder, 'embeddings.json')
-                names = list(learner.class_names)
+                names = list(config_dataset_meta(cfg)['classes'])
                 save_class_embeddings(
                     stand_in, names,
                     np.random.default_rng(0).standard_normal(

@@ -22,6 +22,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from torch import nn
 
+from mmpading.models.utils.stage2 import set_dataset_meta
 from mmpading.registry import UPSTREAM_SCOPES
 from mmpading.utils.compat import CheckpointLoadError
 from mmpading.utils.config_utils import (
@@ -127,6 +128,8 @@ def load_model(cfg: Config,
     if note is not None:
         print_log(note, logger='current', level=logging.WARNING)
     model = _registries(cfg).MODELS.build(cfg.model)
+    if hasattr(model, 'learner'):
+        set_dataset_meta(model, config_dataset_meta(cfg))
     try:
         load_checkpoint(model, checkpoint, map_location='cpu')
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as error:
@@ -166,6 +169,25 @@ def build_eval_dataset(cfg: Config, split: str = 'val') -> BaseDataset:
     if cfg.get(key) is None:
         raise ValueError(f'the config has no {key}')
     return _registries(cfg).DATASETS.build(cfg[key].dataset)
+
+
+def config_dataset_meta(cfg: Config, split: str = 'test') -> dict:
+    """The ``metainfo`` of ``cfg.<split>_dataloader``'s data set, without
+    reading its annotations (the data set is built with ``lazy_init``).
+
+    A stage-2 model takes its classes and split from it
+    (:func:`~mmpading.models.utils.stage2.set_dataset_meta`), as a Runner
+    gives them through ``DatasetMetaHook``.
+
+    Args:
+        cfg (Config): A config with that data loader.
+        split (str): ``'test'``, ``'val'`` or ``'train'``.
+    """
+    key = f'{split}_dataloader'
+    if cfg.get(key) is None:
+        raise ValueError(f'the config has no {key}')
+    dataset_cfg = dict(cfg[key].dataset, lazy_init=True)
+    return dict(_registries(cfg).DATASETS.build(dataset_cfg).metainfo)
 
 
 def collate(dataset: BaseDataset, indices: Sequence[int]) -> dict:

@@ -28,6 +28,7 @@ from mmengine.structures import InstanceData, PixelData
 from torch import nn
 
 from mmpading.apis import config_path
+from mmpading.apis.model_loading import config_dataset_meta
 from mmpading.datasets.class_embeddings import (
     resolve_class_embeddings_path,
     save_class_embeddings,
@@ -110,7 +111,7 @@ def load_benchmark_config(config: str, data_root: str | None,
     if not osp.isfile(
             resolve_class_embeddings_path(zero_shot.class_embeddings)):
         random_file = osp.join(tmp_dir, 'random_class_embeddings.json')
-        names = list(zero_shot.class_names)
+        names = list(config_dataset_meta(cfg)['classes'])
         vectors = np.random.default_rng(0).standard_normal(
             (len(names), RANDOM_EMBEDDING_DIM)).astype(np.float32)
         save_class_embeddings(random_file, names, vectors,

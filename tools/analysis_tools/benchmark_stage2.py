@@ -71,6 +71,8 @@ from mmengine.utils import ProgressBar
 from torch import nn
 
 from mmpading.apis import config_path
+from mmpading.apis.model_loading import config_dataset_meta
+from mmpading.models.utils.stage2 import set_dataset_meta
 from mmpading.utils.benchmarking import (
     loss_values,
     max_rss_bytes,
@@ -236,6 +238,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     if args.image_size:
         set_fixed_pad_size(cfg, args.image_size)
     model = MODELS.build(cfg.model)
+    set_dataset_meta(model, config_dataset_meta(cfg, 'train'))
     quiet_init_weights(model)
     # Stage 2 starts from stage 1's cls_embed; no checkpoint here.
     model.learner.init_classifier_from(model.segmenter_head.cls_embed)

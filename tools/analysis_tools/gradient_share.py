@@ -53,6 +53,7 @@ from mmpading.apis.checkpoint_checks import (
     check_config_checkpoint,
     config_stage,
 )
+from mmpading.apis.model_loading import config_dataset_meta
 from mmpading.datasets.class_embeddings import (
     resolve_class_embeddings_path,
     save_class_embeddings,
@@ -62,6 +63,7 @@ from mmpading.models.utils.gradient_share import (
     generator_gradient_share,
     mean_gradient_share,
 )
+from mmpading.models.utils.stage2 import set_dataset_meta
 from mmpading.registry import UPSTREAM_SCOPES
 from mmpading.utils.benchmarking import print_table
 from mmpading.utils.compat import CheckpointLoadError
@@ -224,7 +226,7 @@ def load_config(args: argparse.Namespace, tmp_dir: str) -> tuple[Config,
                 '(and --random-weights without a checkpoint)')
     elif missing:
         random_file = osp.join(tmp_dir, 'random_class_embeddings.json')
-        names = list(zero_shot.class_names)
+        names = list(config_dataset_meta(cfg, 'train')['classes'])
         vectors = np.random.default_rng(args.seed).standard_normal(
             (len(names), RANDOM_EMBEDDING_DIM)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -247,6 +249,7 @@ def build_model(cfg: Config, args: argparse.Namespace) -> tuple[Any, str]:
     init_default_scope(scope)
     torch.manual_seed(args.seed)
     model = UPSTREAM_SCOPES[scope].MODELS.build(cfg.model)
+    set_dataset_meta(model, config_dataset_meta(cfg, 'train'))
     learner = model.learner
     if args.random_weights:
         quiet_init_weights(model)
