@@ -9,6 +9,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 from mmseg import registry as mmseg_registry
 
+from mmpading.datasets.splits import TOY_STUFF_CLASSES, TOY_THING_CLASSES
 from mmpading.registry import (
     ALL_REGISTRIES,
     MODELS,
@@ -16,6 +17,8 @@ from mmpading.registry import (
     upstream_scope_of,
 )
 from mmpading.utils.config_utils import toy_config
+
+TOY_CLASSES = TOY_THING_CLASSES + TOY_STUFF_CLASSES
 
 UPSTREAM = {'mmdet': mmdet_registry, 'mmseg': mmseg_registry}
 REGISTERED = [(reg.name, name) for reg in ALL_REGISTRIES for name in reg.names]
@@ -143,7 +146,7 @@ def instance_dataset_cfg(c):
         type='ZeroShotCocoDataset', data_root=c['toy'],
         ann_file='annotations/instances_train.json',
         data_prefix=dict(img='train/'),
-        metainfo=dict(classes=c['stage2'].thing_classes),
+        metainfo=dict(classes=TOY_THING_CLASSES),
         zero_shot_split=toy_split(c), zero_shot_mode='drop_unseen',
         pipeline=[dict(type='LoadImageFromFile'),
                   dict(type='LoadAnnotations', with_mask=True),
@@ -191,7 +194,7 @@ def check_mmdet_head(head):
 def segmentor_cfg(c):
     """ZSS stage 1 made stage 2 with the toy learner (15 classes)."""
     model = c['zss'].model
-    num_classes = len(c['stage2'].classes)
+    num_classes = len(TOY_CLASSES)
     decode_head = dict(
         model.decode_head, num_classes=num_classes,
         loss_cls=dict(model.decode_head.loss_cls,
@@ -226,7 +229,8 @@ BUILDS = {
     # feat_dim: the model passes its head's width; standalone, say it.
     ('MODELS', 'ZeroShotLearner'): (
         lambda c: dict(c['stage2'].model.zero_shot,
-                       feat_dim=c['stage2'].feat_channels), None),
+                       feat_dim=c['stage2'].feat_channels,
+                       num_classes=len(TOY_CLASSES)), None),
     ('MODELS', 'PrimitiveGenerator'): (
         lambda c: dict(type='PrimitiveGenerator', semantic_dim=15), None),
     ('MODELS', 'GMMNGenerator'): (
@@ -249,7 +253,7 @@ BUILDS = {
                                                pipeline_from('mmseg')),
     ('TRANSFORMS', 'IgnoreUnseenClasses'): (
         lambda c: dict(type='IgnoreUnseenClasses', split=toy_split(c),
-                       classes=c['stage2'].classes), None),
+                       classes=TOY_CLASSES), None),
     ('METRICS', 'GZSLPanopticMetric'): (
         lambda c: c['stage2'].val_evaluator[0], None),
     ('METRICS', 'GZSLInstanceMetric'): (
@@ -265,6 +269,8 @@ BUILDS = {
                 if key != 'constructor'
             }), None),
     ('HOOKS', 'RandomStateHook'): (lambda c: dict(type='RandomStateHook'),
+                                   None),
+    ('HOOKS', 'DatasetMetaHook'): (lambda c: dict(type='DatasetMetaHook'),
                                    None),
     ('HOOKS', 'GradientShareHook'): (
         lambda c: dict(type='GradientShareHook', interval=5), None),

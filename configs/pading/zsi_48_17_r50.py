@@ -24,8 +24,6 @@ model = dict(
     # the reference's instance setting.
     zero_shot=dict(
         type='ZeroShotLearner',
-        class_names={{_base_.classes}},
-        split={{_base_.zero_shot_split}},
         class_embeddings={{_base_.class_embeddings}},
         # The reference's instance setting relates seen features to the
         # seen classes only (its word2vec matrix, PADing_model.py:134-139).
@@ -47,19 +45,12 @@ model_wrapper_cfg = dict(
 global_batch_size = 12
 train_dataloader = dict(batch_size=global_batch_size)
 
-# Generator (with the disentanglement head): Adam 5e-4; classifier: SGD
-# 1e-3, momentum 0.9, wd 5e-4. Each optimizer trains the modules the
-# learner assigns to its name (ZeroShotLearner.optimizer_groups).
+# One optimizer per group of the learner's modules
+# (ZeroShotLearner.optimizer_groups), the paper's: the generator with the
+# disentanglement head Adam 5e-4, the classifier SGD 1e-3, momentum 0.9,
+# wd 5e-4 (PADingOptimWrapperConstructor's defaults).
 optim_wrapper = dict(
-    _delete_=True,
-    constructor='PADingOptimWrapperConstructor',
-    generator=dict(
-        type='OptimWrapper',
-        optimizer=dict(type='Adam', lr=5e-4, weight_decay=0.0)),
-    classifier=dict(
-        type='OptimWrapper',
-        optimizer=dict(
-            type='SGD', lr=1e-3, momentum=0.9, weight_decay=5e-4)))
+    _delete_=True, constructor='PADingOptimWrapperConstructor')
 
 max_iters = 4000
 # Both learning rates stay constant, as in the reference: its instance
@@ -80,4 +71,10 @@ auto_scale_lr = dict(base_batch_size=12)
 # Every logger interval (50 iterations), each generator loss term's share of
 # the generator's gradient norm (grad_share/* in the log and scalars.json;
 # docs/method.md#how-much-a-and-d-act-the-gradient-share).
-custom_hooks = [dict(type='RandomStateHook'), dict(type='GradientShareHook')]
+# DatasetMetaHook gives the learner the data set's classes and split
+# (dataset_meta), as the metrics get them.
+custom_hooks = [
+    dict(type='DatasetMetaHook'),
+    dict(type='RandomStateHook'),
+    dict(type='GradientShareHook')
+]

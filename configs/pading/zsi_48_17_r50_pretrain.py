@@ -15,21 +15,10 @@ zero_shot_split = 'zsi_48_17'
 # release's word_w2v_withbg_48_17.txt, converted and shipped inside the
 # package (docs/class_embeddings.md). A file of your own: give its path.
 class_embeddings = 'mmpading::class_embeddings/word2vec_zsi_48_17.json'
-# get_split('zsi_48_17').ordered_like(CocoDataset.METAINFO['classes']):
-# mmdet numbers the classes of a subset in the annotation file's (COCO)
-# order, so the list must keep it.
-classes = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
-    'truck', 'boat', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
-    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
-    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard', 'kite',
-    'skateboard', 'surfboard', 'bottle', 'cup', 'fork', 'knife', 'spoon',
-    'bowl', 'banana', 'apple', 'sandwich', 'orange', 'broccoli', 'carrot',
-    'pizza', 'donut', 'cake', 'chair', 'couch', 'bed', 'toilet', 'tv',
-    'laptop', 'mouse', 'remote', 'keyboard', 'microwave', 'oven', 'toaster',
-    'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
-    'toothbrush')
-num_classes = len(classes)
+# The data sets load the split's 65 classes only (split_classes_only), in
+# COCO order (mmdet numbers the classes of a subset in the annotation
+# file's order): split.ordered_like(CocoDataset.METAINFO['classes']).
+num_classes = 65
 
 # Large-scale jittering at 960 px, the PADing reference's crop size
 # (upstream: 1024).
@@ -77,8 +66,8 @@ train_dataloader = dict(
         # instances_train2014.json be set instead).
         ann_file='annotations/instances_train2014_seen_zsi_48_17.json',
         data_prefix=dict(img='train2014/'),
-        metainfo=dict(classes=classes),
         zero_shot_split=zero_shot_split,
+        split_classes_only=True,
         zero_shot_mode='drop_unseen',
         pipeline=train_pipeline))
 # The reference's test-time resize: detectron2 resizes the uint8 image with
@@ -101,8 +90,8 @@ val_dataloader = dict(
         type='ZeroShotCocoDataset',
         ann_file='annotations/instances_val2014_gzsi_48_17.json',
         data_prefix=dict(img='val2014/'),
-        metainfo=dict(classes=classes),
         zero_shot_split=zero_shot_split,
+        split_classes_only=True,
         zero_shot_mode='all',
         pipeline=test_pipeline))
 test_dataloader = val_dataloader

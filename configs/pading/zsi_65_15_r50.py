@@ -10,42 +10,23 @@ load_from = 'work_dirs/zsi_65_15_r50_pretrain/iter_140350.pth'
 zero_shot_split = 'zsi_65_15'
 # word2vec embeddings (300-d) of the 80 classes (docs/class_embeddings.md).
 class_embeddings = 'mmpading::class_embeddings/word2vec_zsi_65_15.json'
-# The 80 COCO classes in COCO order (mmdet's label order).
-classes = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
-    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
-    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
-    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
-    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
-    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
-    'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork',
-    'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
-    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
-    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop',
-    'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven',
-    'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
-    'teddy bear', 'hair drier', 'toothbrush')
-num_classes = len(classes)
+# All 80 COCO classes (split_classes_only keeps them, in COCO order).
+num_classes = 80
 
 model = dict(
     panoptic_head=dict(
         num_things_classes=num_classes,
         loss_cls=dict(class_weight=[1.0] * num_classes + [0.1])),
     panoptic_fusion_head=dict(num_things_classes=num_classes),
-    zero_shot=dict(
-        class_names=classes,
-        split=zero_shot_split,
-        class_embeddings=class_embeddings))
+    zero_shot=dict(class_embeddings=class_embeddings))
 
 train_dataloader = dict(
     dataset=dict(
         ann_file='annotations/instances_train2014_seen_zsi_65_15.json',
-        metainfo=dict(classes=classes),
         zero_shot_split=zero_shot_split))
 val_dataloader = dict(
     dataset=dict(
         ann_file='annotations/instances_val2014_gzsi_65_15.json',
-        metainfo=dict(classes=classes),
         zero_shot_split=zero_shot_split))
 test_dataloader = val_dataloader
 val_evaluator = dict(

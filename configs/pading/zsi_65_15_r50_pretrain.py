@@ -10,23 +10,9 @@ zero_shot_split = 'zsi_65_15'
 # release's word_w2v_withbg_65_15.txt, converted and shipped inside the
 # package (docs/class_embeddings.md). A file of your own: give its path.
 class_embeddings = 'mmpading::class_embeddings/word2vec_zsi_65_15.json'
-# get_split('zsi_65_15').ordered_like(CocoDataset.METAINFO['classes']): the
-# 80 COCO classes in COCO order (mmdet's label order).
-classes = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
-    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
-    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
-    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
-    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
-    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
-    'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork',
-    'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
-    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
-    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop',
-    'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven',
-    'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
-    'teddy bear', 'hair drier', 'toothbrush')
-num_classes = len(classes)
+# The split covers all 80 COCO classes (split_classes_only keeps them, in
+# COCO order).
+num_classes = 80
 
 model = dict(
     panoptic_head=dict(
@@ -37,13 +23,11 @@ model = dict(
 train_dataloader = dict(
     dataset=dict(
         ann_file='annotations/instances_train2014_seen_zsi_65_15.json',
-        metainfo=dict(classes=classes),
         zero_shot_split=zero_shot_split))
 # The GZSI test file of the ZSI release, evaluated on all 80 classes.
 val_dataloader = dict(
     dataset=dict(
         ann_file='annotations/instances_val2014_gzsi_65_15.json',
-        metainfo=dict(classes=classes),
         zero_shot_split=zero_shot_split))
 test_dataloader = val_dataloader
 val_evaluator = dict(

@@ -13,35 +13,9 @@ zero_shot_split = 'zsp_coco'
 # CLIP ViT-B/16 text embeddings (512-d) of the 133 classes, used by stage 2;
 # written by tools/misc/build_class_embeddings.py (configs/pading/README.md).
 class_embeddings = data_root + 'embeddings/clip_vit-b16_coco_panoptic.json'
-# The classes of mmdet's CocoPanopticDataset in label order (things first).
-# Stage 2 matches the embedding file and the split to them by name.
-thing_classes = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
-    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
-    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
-    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella',
-    'handbag', 'tie', 'suitcase', 'frisbee', 'skis', 'snowboard',
-    'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
-    'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork',
-    'knife', 'spoon', 'bowl', 'banana', 'apple', 'sandwich', 'orange',
-    'broccoli', 'carrot', 'hot dog', 'pizza', 'donut', 'cake', 'chair',
-    'couch', 'potted plant', 'bed', 'dining table', 'toilet', 'tv', 'laptop',
-    'mouse', 'remote', 'keyboard', 'cell phone', 'microwave', 'oven',
-    'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
-    'teddy bear', 'hair drier', 'toothbrush')
-stuff_classes = (
-    'banner', 'blanket', 'bridge', 'cardboard', 'counter', 'curtain',
-    'door-stuff', 'floor-wood', 'flower', 'fruit', 'gravel', 'house',
-    'light', 'mirror-stuff', 'net', 'pillow', 'platform', 'playingfield',
-    'railroad', 'river', 'road', 'roof', 'sand', 'sea', 'shelf', 'snow',
-    'stairs', 'tent', 'towel', 'wall-brick', 'wall-stone', 'wall-tile',
-    'wall-wood', 'water-other', 'window-blind', 'window-other',
-    'tree-merged', 'fence-merged', 'ceiling-merged', 'sky-other-merged',
-    'cabinet-merged', 'table-merged', 'floor-other-merged',
-    'pavement-merged', 'mountain-merged', 'grass-merged', 'dirt-merged',
-    'paper-merged', 'food-other-merged', 'building-other-merged',
-    'rock-merged', 'wall-other-merged', 'rug-merged')
-classes = thing_classes + stuff_classes
+# The classes are mmdet's CocoPanopticDataset's (133, things first); the
+# data sets put them and the split into dataset_meta, which the metrics and
+# stage 2's learner read.
 
 # Large-scale jittering at 928 px, the PADing reference's crop size
 # (upstream: 1024).

@@ -15,37 +15,8 @@ zero_shot_split = 'zss_cocostuff'
 # CLIP ViT-B/16 text embeddings (512-d) of the 171 classes, used by stage 2;
 # written by tools/misc/build_class_embeddings.py (configs/pading/README.md).
 class_embeddings = data_root + 'embeddings/clip_vit-b16_coco_stuff.json'
-# The classes of mmseg's COCOStuffDataset in label order. Stage 2 matches
-# the embedding file and the split to them by name.
-classes = (
-    'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
-    'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
-    'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
-    'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella', 'handbag',
-    'tie', 'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball', 'kite',
-    'baseball bat', 'baseball glove', 'skateboard', 'surfboard',
-    'tennis racket', 'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon',
-    'bowl', 'banana', 'apple', 'sandwich', 'orange', 'broccoli', 'carrot',
-    'hot dog', 'pizza', 'donut', 'cake', 'chair', 'couch', 'potted plant',
-    'bed', 'dining table', 'toilet', 'tv', 'laptop', 'mouse', 'remote',
-    'keyboard', 'cell phone', 'microwave', 'oven', 'toaster', 'sink',
-    'refrigerator', 'book', 'clock', 'vase', 'scissors', 'teddy bear',
-    'hair drier', 'toothbrush', 'banner', 'blanket', 'branch', 'bridge',
-    'building-other', 'bush', 'cabinet', 'cage', 'cardboard', 'carpet',
-    'ceiling-other', 'ceiling-tile', 'cloth', 'clothes', 'clouds', 'counter',
-    'cupboard', 'curtain', 'desk-stuff', 'dirt', 'door-stuff', 'fence',
-    'floor-marble', 'floor-other', 'floor-stone', 'floor-tile', 'floor-wood',
-    'flower', 'fog', 'food-other', 'fruit', 'furniture-other', 'grass',
-    'gravel', 'ground-other', 'hill', 'house', 'leaves', 'light', 'mat',
-    'metal', 'mirror-stuff', 'moss', 'mountain', 'mud', 'napkin', 'net',
-    'paper', 'pavement', 'pillow', 'plant-other', 'plastic', 'platform',
-    'playingfield', 'railing', 'railroad', 'river', 'road', 'rock', 'roof',
-    'rug', 'salad', 'sand', 'sea', 'shelf', 'sky-other', 'skyscraper', 'snow',
-    'solid-other', 'stairs', 'stone', 'straw', 'structural-other', 'table',
-    'tent', 'textile-other', 'towel', 'tree', 'vegetable', 'wall-brick',
-    'wall-concrete', 'wall-other', 'wall-panel', 'wall-stone', 'wall-tile',
-    'wall-wood', 'water-other', 'waterdrops', 'window-blind', 'window-other',
-    'wood')
+# The classes are mmseg's COCOStuffDataset's; the data sets put them and
+# the split into dataset_meta, which the metrics and stage 2's learner read.
 num_classes = 171
 
 # 640 x 640 crops, padded to 640 (Base-COCOStuff-171.yaml:45, 48).

@@ -10,14 +10,11 @@ data_root = 'data/toy/'
 # Written by tools/dataset_converters/make_toy_dataset.py (defaults).
 zero_shot_split = data_root + 'split.json'
 class_embeddings = data_root + 'class_embeddings.json'
-thing_classes = ('red circle', 'green circle', 'yellow circle', 'blue circle',
-                 'red square', 'blue square', 'yellow square',
-                 'green triangle', 'blue triangle', 'yellow triangle')
-stuff_classes = ('grey stripes', 'brown stripes', 'grey checker',
-                 'purple checker', 'brown checker')
-classes = thing_classes + stuff_classes
-num_things_classes = len(thing_classes)
-num_stuff_classes = len(stuff_classes)
+# The classes are the data set's (its metainfo.json: 10 things, then 5
+# stuff); the data sets put them and the split into dataset_meta, which the
+# metrics and stage 2's learner read.
+num_things_classes = 10
+num_stuff_classes = 5
 num_classes = num_things_classes + num_stuff_classes
 feat_channels = 128
 

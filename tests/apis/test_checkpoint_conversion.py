@@ -37,6 +37,7 @@ from mmpading.apis.checkpoint_conversion import (
     load_reference_checkpoint,
     reference_layout,
 )
+from mmpading.apis.model_loading import config_dataset_meta
 from mmpading.datasets.splits import get_split
 
 KEYS_DIR = Path(__file__).parent / 'reference_keys'
@@ -136,7 +137,8 @@ def test_layouts_match_the_configs(layout):
     layout_ = reference_layout(layout)
     for stage in ('pretrain', 'pading'):
         cfg = Config.fromfile(layout_.config_path(stage))
-        assert tuple(cfg.classes) == layout_.target_classes()
+        assert tuple(config_dataset_meta(cfg)['classes']) == \
+            layout_.target_classes()
         # The reference's input normalisation, RGB.
         preprocessor = cfg.model.data_preprocessor
         assert tuple(preprocessor.mean) == pytest.approx(REFERENCE_PIXEL_MEAN)

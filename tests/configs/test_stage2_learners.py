@@ -19,11 +19,16 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
+from mmpading.apis.model_loading import config_dataset_meta
 from mmpading.datasets.class_embeddings import (
     resolve_class_embeddings_path,
     save_class_embeddings,
 )
-from mmpading.datasets.splits import get_split, save_split
+from mmpading.datasets.splits import (
+    TOY_STUFF_CLASSES,
+    TOY_THING_CLASSES,
+    get_split,
+)
 from mmpading.engine import PADingOptimWrapperConstructor
 from mmpading.models import ZeroShotLearner
 
@@ -95,6 +100,20 @@ def test_every_stage2_config_is_covered():
     assert found == set(STAGE2_CONFIGS)
 
 
+def training_meta(cfg: Config) -> dict:
+    """The training set's dataset_meta, which DatasetMetaHook passes on
+    (the toy set's: its default classes and split, written by
+    make_toy_dataset.py, which need not be here)."""
+    if 'toy' in cfg.data_root:
+        split = get_split('toy')
+        classes = TOY_THING_CLASSES + TOY_STUFF_CLASSES
+        return dict(
+            classes=classes, zero_shot_split='toy',
+            seen_classes=tuple(c for c in classes if c in split.seen),
+            unseen_classes=tuple(c for c in classes if c in split.unseen))
+    return config_dataset_meta(cfg, 'train')
+
+
 def build_learner(cfg: Config, tmp_path: Path) -> ZeroShotLearner:
     """The config's learner, with stand-ins for data files not here."""
     learner_cfg = copy.deepcopy(cfg.model.zero_shot.to_dict())
@@ -103,12 +122,9 @@ def build_learner(cfg: Config, tmp_path: Path) -> ZeroShotLearner:
     # the head's feat_channels (mmdet's and mmseg's Mask2FormerHead).
     head = cfg.model.get('panoptic_head') or cfg.model.decode_head
     learner_cfg.setdefault('feat_dim', head.feat_channels)
-    names = list(learner_cfg['class_names'])
-    split = learner_cfg['split']
-    if split.endswith('.json') and not Path(split).is_file():
-        # The toy split file that make_toy_dataset.py writes.
-        learner_cfg['split'] = str(tmp_path / 'split.json')
-        save_split(get_split('toy'), learner_cfg['split'])
+    meta = training_meta(cfg)
+    names = list(meta['classes'])
+    learner_cfg.setdefault('num_classes', len(names))
     # Shipped files (mmpading::...) are read; data files not here are
     # replaced.
     if not Path(resolve_class_embeddings_path(
@@ -118,7 +134,9 @@ def build_learner(cfg: Config, tmp_path: Path) -> ZeroShotLearner:
             learner_cfg['class_embeddings'], names,
             np.random.default_rng(0).standard_normal((len(names), 8)),
             source='stand-in for the config test')
-    return ZeroShotLearner(**learner_cfg)
+    learner = ZeroShotLearner(**learner_cfg)
+    learner.set_dataset_meta(meta)
+    return learner
 
 
 @pytest.mark.parametrize('name', sorted(STAGE2_CONFIGS))
@@ -181,8 +199,7 @@ def test_built_learner_has_the_reference_values(name, tmp_path):
     assert torch.allclose(weights[learner.unseen_ids],
                           torch.tensor(unseen))
     assert weights[-1].item() == pytest.approx(no_object)
-    split = get_split('toy') if name.startswith('toy/') else get_split(
-        cfg.model.zero_shot.split)
+    split = get_split(training_meta(cfg)['zero_shot_split'])
     assert [learner.class_names[i] for i in learner.unseen_ids] == [
         c for c in learner.class_names if c in split.unseen]
 

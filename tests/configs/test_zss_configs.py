@@ -24,9 +24,15 @@ from PIL import Image
 
 # Registers PADingSegmentor (also once mmpading.models imports it).
 import mmpading.models.segmentors  # noqa: F401
+from mmpading.apis.model_loading import config_dataset_meta
 from mmpading.datasets.class_embeddings import save_class_embeddings
 from mmpading.datasets.splits import get_split
-from mmpading.registry import DATASETS, MODELS
+from mmpading.engine.optimizers.pading_optim_wrapper_constructor import (
+    optimizer_group_cfgs,
+)
+from mmpading.registry import DATASETS
+
+from _helpers import build_with_dataset_meta
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / 'pading'
 CLASSES = COCOStuffDataset.METAINFO['classes']
@@ -122,7 +128,9 @@ def test_stage1_settings():
     assert model.type == 'EncoderDecoder' and 'stage' not in model
     assert head.type == 'Mask2FormerHead'
     assert head.num_classes == len(CLASSES) == 171
-    assert tuple(cfg.classes) == CLASSES
+    # The classes are the data set's (mmseg's COCOStuffDataset).
+    assert 'classes' not in cfg
+    assert tuple(config_dataset_meta(cfg, 'train')['classes']) == CLASSES
     assert head.loss_cls.class_weight == [1.0] * 171 + [0.1]
     # Upstream values are kept.
     assert head.num_queries == 100
@@ -185,8 +193,11 @@ def test_stage2_settings():
     assert 'stage' not in cfg.model
     assert cfg.load_from == 'work_dirs/zss_r50_pretrain/iter_160000.pth'
     learner = cfg.model.zero_shot
-    assert tuple(learner.class_names) == CLASSES
-    assert learner.split == SPLIT
+    # Classes and split come from the data set (DatasetMetaHook).
+    assert 'class_names' not in learner and 'split' not in learner
+    meta = config_dataset_meta(cfg, 'train')
+    assert (tuple(meta['classes']), meta['zero_shot_split']) == (CLASSES,
+                                                                 SPLIT)
     assert learner.class_embeddings == (
         'data/coco_stuff164k/embeddings/clip_vit-b16_coco_stuff.json')
     # The built learner's hyperparameters (the reference's semantic
@@ -195,14 +206,9 @@ def test_stage2_settings():
     assert cfg.train_dataloader.batch_size == 12
     assert cfg.model_wrapper_cfg.type == 'MMSeparateDistributedDataParallel'
     optim = cfg.optim_wrapper
-    assert optim.constructor == 'PADingOptimWrapperConstructor'
-    # The modules of each optimizer come from the learner.
-    assert 'modules' not in optim.generator
-    assert optim.generator.optimizer.lr == 5e-4
-    assert 'modules' not in optim.classifier
-    assert (optim.classifier.optimizer.lr,
-            optim.classifier.optimizer.momentum,
-            optim.classifier.optimizer.weight_decay) == (1e-3, 0.9, 5e-4)
+    # The constructor's defaults, the reference's optimizers (the built
+    # ones: tests/configs/test_stage2_learners.py).
+    assert optim == dict(constructor='PADingOptimWrapperConstructor')
     assert cfg.param_scheduler.classifier == []
     # The reference's semantic setting (configs/semantic-segmentation/
     # PADing.yaml): matcher class cost 5.0.
@@ -215,7 +221,10 @@ def test_stage2_generator_lr_is_the_reference_warmup_poly():
     PADing.yaml:9-11, deeplab's POLY_LR_POWER 0.9)."""
     cfg = load_config('zss_r50')
     max_iters = cfg.train_cfg.max_iters
-    base_lr = cfg.optim_wrapper.generator.optimizer.lr
+    groups = cfg.optim_wrapper.to_dict()
+    groups.pop('constructor')
+    base_lr = optimizer_group_cfgs(groups)['generator']['optimizer']['lr']
+    assert base_lr == 5e-4
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.Adam([param], lr=base_lr)
     schedulers = [
@@ -238,7 +247,7 @@ def test_stage2_generator_lr_is_the_reference_warmup_poly():
 def build(cfg: Config):
     train = DATASETS.build(cfg.train_dataloader.dataset)
     val = DATASETS.build(cfg.val_dataloader.dataset)
-    model = MODELS.build(cfg.model)
+    model = build_with_dataset_meta(cfg)
     return train, val, model
 
 

@@ -33,7 +33,7 @@ from mmengine.runner import load_checkpoint
 import mmpading  # noqa: F401  (registers components)
 from mmpading.utils.config_utils import toy_config
 
-from _helpers import tiny_run_options
+from _helpers import build_with_dataset_meta, tiny_run_options
 
 EXPECTED_DIR = Path(__file__).parents[1] / 'data' / 'stage2_regression'
 WRITE = os.environ.get('MMPADING_WRITE_EXPECTED') == '1'
@@ -66,7 +66,7 @@ def run_fixed_batch(name: str, data_root: str, tmp_path: Path) -> dict:
     torch.save({'state_dict': stage1.state_dict()}, stage1_path)
 
     seed_everything(1)
-    model = MODELS.build(cfg.model)
+    model = build_with_dataset_meta(cfg)
     load_checkpoint(model, str(stage1_path), map_location='cpu',
                     logger='silent')
     model.train()
@@ -130,12 +130,11 @@ def test_stage2_step_matches_the_recorded_behaviour(name, tiny_toy_root,
 def test_the_recorded_steps_move_the_learner(tiny_toy_root, tmp_path):
     """The comparison could fail: the steps change the weights they
     record (a zero learning rate would leave them at the seeded init)."""
-    from mmdet.registry import MODELS
     init_default_scope('mmdet')
     cfg = toy_config(CASES[0], tiny_toy_root, str(tmp_path),
                      **tiny_run_options(1))
     seed_everything(1)
-    model = MODELS.build(cfg.model)
+    model = build_with_dataset_meta(cfg)
     initial = {key: float(value.double().norm())
                for key, value in model.learner.state_dict().items()
                if value.is_floating_point()}

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
+from mmpading.apis.model_loading import config_dataset_meta
 from mmpading.datasets.class_embeddings import (
     load_class_embeddings,
     resolve_class_embeddings_path,
@@ -61,10 +62,12 @@ def test_zsi_stage2_configs_load_the_shipped_embeddings(
     # A resource name: no absolute path, no data root.
     assert learner.class_embeddings == \
         f'mmpading::class_embeddings/word2vec_{split_name}.json'
+    # The data set's classes, which the learner takes (DatasetMetaHook).
+    classes = list(config_dataset_meta(cfg, 'train')['classes'])
     embeddings, names = load_class_embeddings(
-        learner.class_embeddings, class_names=learner.class_names, dim=300)
-    assert names == list(learner.class_names) == list(cfg.classes)
-    assert embeddings.shape == (len(cfg.classes), 300)
+        learner.class_embeddings, class_names=classes, dim=300)
+    assert names == classes
+    assert embeddings.shape == (len(classes), 300)
     # Rows follow the config's (COCO) class order, each the column of its
     # class in the word2vec file.
     split = get_split(split_name)

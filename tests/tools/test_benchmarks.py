@@ -8,7 +8,7 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-from _helpers import load_tool_module
+from _helpers import build_with_dataset_meta, load_tool_module
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / 'tools' / 'analysis_tools'
@@ -187,13 +187,12 @@ def test_benchmark_stage2_runs(tiny_toy_root, tmp_path):
 def test_stage2_phases_on_a_synthetic_batch(tiny_toy_root, tmp_path,
                                             one_thread):
     """Synthetic ground truth feeds a real train_step; no generator here."""
-    from mmdet.registry import MODELS
     from mmengine.optim import build_optim_wrapper
     bench = load_tool('benchmark_stage2')
     with DefaultScope.overwrite_default_scope('mmdet'):
         cfg = bench.load_benchmark_config('pading_toy_stage2_projection',
                                           tiny_toy_root, str(tmp_path))
-        model = MODELS.build(cfg.model)
+        model = build_with_dataset_meta(cfg)
         model.learner.init_classifier_from(model.segmenter_head.cls_embed)
         model.train()
         optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)

@@ -19,8 +19,9 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 from mmpading.datasets.toy_generator import generate_toy_dataset
-from mmpading.registry import MODELS
 from mmpading.utils.config_utils import toy_config
+
+from _helpers import build_with_dataset_meta
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / 'tools'
@@ -46,6 +47,7 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
+from _helpers import build_with_dataset_meta
 
 
 def trainable(model):
@@ -114,7 +116,7 @@ def failure_report(output: str) -> str:
 def build_model(name: str, toy_cwd: Path) -> torch.nn.Module:
     cfg = toy_config(name, str(toy_cwd / 'data' / 'toy'))
     init_default_scope('mmdet')
-    return MODELS.build(cfg.model)
+    return build_with_dataset_meta(cfg)
 
 
 @pytest.fixture(scope='module')

@@ -14,7 +14,7 @@ from mmpading.models import PADing
 from mmpading.models.utils.stage2 import classifier_for_inference
 from mmpading.utils.config_utils import toy_config
 
-from _helpers import tiny_run_options
+from _helpers import build_with_dataset_meta, tiny_run_options
 
 FROZEN_PREFIXES = ('backbone.', 'panoptic_head.')
 
@@ -28,12 +28,11 @@ def stage2_runner(root, work_dir, checkpoint, name='pading_toy_stage2',
 
 
 def build_toy_model(name: str, root: str, work_dir, **cfg_options):
-    from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
     cfg = toy_config(name, root, str(work_dir), **tiny_run_options(1))
     cfg.merge_from_dict(cfg_options)
-    return cfg, MODELS.build(cfg.model)
+    return cfg, build_with_dataset_meta(cfg)
 
 
 def test_stage1_is_upstream_mask2former(tiny_toy_root, tmp_path):
@@ -319,13 +318,12 @@ def test_stage2_frozen_forward_shares_the_amp_context(
     """Reference: AMPMULTISTEPTrainer runs forward_train_generator, frozen
     backbone, head and matching included, under autocast()
     (engine_ours/train_loop.py:602-604)."""
-    from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
     cfg = toy_config('pading_toy_stage2', tiny_toy_root, str(tmp_path),
                      **tiny_run_options(1))
     cfg.model.segmenter_amp = segmenter_amp
-    model = MODELS.build(cfg.model)
+    model = build_with_dataset_meta(cfg)
     load_checkpoint(model, stage1_checkpoint, map_location='cpu')
     model.train()
     learner = model.learner
@@ -347,13 +345,12 @@ def test_stage2_matches_with_its_own_class_cost(tiny_toy_root,
                                                 stage1_checkpoint, tmp_path):
     """Reference: the stage-2 matcher's cost_class is the stage-2 config's
     CLASS_WEIGHT (5.0 for ZSP, PADing_model.py:213-223), stage 1's 2.0."""
-    from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
     cfg = toy_config('pading_toy_stage2', tiny_toy_root, str(tmp_path),
                      **tiny_run_options(1))
     cfg.model.query_class_cost = 5.0
-    model = MODELS.build(cfg.model)
+    model = build_with_dataset_meta(cfg)
     load_checkpoint(model, stage1_checkpoint, map_location='cpu')
     model.train()
     head = model.panoptic_head
