@@ -10,7 +10,6 @@ from test_zero_shot_learner import (
     UNSEEN,
     make_batch,
     make_learner,
-    write_embeddings,
 )
 
 from mmpading.datasets.splits import ZeroShotSplit, save_split
@@ -24,16 +23,6 @@ DATASET_META = dict(
     zero_shot_split='tiny',
     seen_classes=tuple(c for c in CLASS_NAMES if c in SEEN),
     unseen_classes=tuple(c for c in CLASS_NAMES if c in UNSEEN))
-
-
-@pytest.fixture
-def files(tmp_path):
-    """test_zero_shot_learner's split and embedding files."""
-    split = str(tmp_path / 'split.json')
-    save_split(ZeroShotSplit(name='tiny', seen=SEEN, unseen=UNSEEN), split)
-    embeddings = write_embeddings(tmp_path / 'embeddings.json',
-                                  list(reversed(CLASS_NAMES)))
-    return dict(split=split, class_embeddings=embeddings)
 
 
 def deferred_learner(files, seed=0, **overrides) -> ZeroShotLearner:
