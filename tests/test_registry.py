@@ -9,7 +9,11 @@ from mmengine.config import Config, ConfigDict
 from mmengine.registry import DefaultScope
 from mmseg import registry as mmseg_registry
 
-from mmpading.datasets.splits import TOY_STUFF_CLASSES, TOY_THING_CLASSES
+from mmpading.datasets.splits import (
+    TOY_STUFF_CLASSES,
+    TOY_THING_CLASSES,
+    get_split,
+)
 from mmpading.registry import (
     ALL_REGISTRIES,
     MODELS,
@@ -17,6 +21,8 @@ from mmpading.registry import (
     upstream_scope_of,
 )
 from mmpading.utils.config_utils import toy_config
+
+from _helpers.synthetic_cache import write_synthetic_cache
 
 TOY_CLASSES = TOY_THING_CLASSES + TOY_STUFF_CLASSES
 
@@ -118,10 +124,18 @@ def module_of(obj) -> str:
 
 
 @pytest.fixture(scope='module')
-def configs(tiny_toy_root):
-    """The toy stage-2 config on the tiny toy set, and ZSS stage 1."""
+def configs(tiny_toy_root, tmp_path_factory):
+    """The toy stage-2 config on the tiny toy set, ZSS stage 1 and a
+    synthetic feature cache of the toy classes."""
+    split = get_split('toy')
+    cache = write_synthetic_cache(
+        str(tmp_path_factory.mktemp('registry_cache')),
+        dict(classes=TOY_CLASSES, zero_shot_split='toy',
+             seen_classes=[c for c in TOY_CLASSES if c in split.seen],
+             unseen_classes=[c for c in TOY_CLASSES if c in split.unseen]))
     return dict(
         toy=tiny_toy_root,
+        cache=cache,
         stage2=toy_config('pading_toy_stage2', tiny_toy_root),
         zss=Config.fromfile(f'{REPO_CONFIGS}/pading/zss_r50_pretrain.py'))
 
@@ -272,6 +286,12 @@ BUILDS = {
                                    None),
     ('HOOKS', 'DatasetMetaHook'): (lambda c: dict(type='DatasetMetaHook'),
                                    None),
+    ('MODELS', 'PADingFromCache'): (
+        lambda c: dict(type='PADingFromCache', cache_dir=c['cache'],
+                       zero_shot=c['stage2'].model.zero_shot), None),
+    ('DATASETS', 'CachedQueryFeatureDataset'): (
+        lambda c: dict(type='CachedQueryFeatureDataset',
+                       cache_dir=c['cache']), None),
     ('HOOKS', 'GradientShareHook'): (
         lambda c: dict(type='GradientShareHook', interval=5), None),
     ('VISUALIZERS', 'PanopticOverlayVisualizer'): (

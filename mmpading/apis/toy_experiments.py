@@ -15,6 +15,8 @@ from mmpading.datasets.training_checks import check_zero_shot_training_data
 from mmpading.engine.runners import QuietConsoleRunner
 from mmpading.utils.config_utils import toy_config
 
+from .feature_cache_builder import cached_stage2_config
+
 
 def last_checkpoint(work_dir: str) -> str | None:
     """The checkpoint named by ``<work_dir>/last_checkpoint``, if any."""
@@ -112,7 +114,8 @@ def train_toy_config(name: str,
                      load_from: str | None = None,
                      reuse: bool = False,
                      options: dict[str, Any] | None = None,
-                     quiet_console: bool = False) -> str:
+                     quiet_console: bool = False,
+                     feature_cache: str | None = None) -> str:
     """Train ``configs/toy/<name>.py`` without evaluation.
 
     Args:
@@ -134,6 +137,10 @@ def train_toy_config(name: str,
         quiet_console (bool): Keep the config dump, environment and
             parameter listings off the console (they stay in the log file);
             see :class:`QuietConsoleRunner`.
+        feature_cache (str, optional): A stage-2 config only: train from
+            this feature cache of its segmenter (built from ``load_from``,
+            which is checked; :func:`~mmpading.apis.feature_cache_builder.
+            cached_stage2_config`).
 
     Returns:
         str: The final checkpoint.
@@ -149,6 +156,9 @@ def train_toy_config(name: str,
     if max_iters is not None:
         scale_schedule(cfg, max_iters)
     check_zero_shot_training_data(cfg)  # seen-only training data
+    if feature_cache is not None:
+        cfg = cached_stage2_config(cfg, feature_cache, load_from)
+        load_from = None
     if osp.exists(work_dir) and not osp.isdir(work_dir):
         raise WorkDirInUseError(f'work dir {work_dir} is a file; choose '
                                 'another work dir')
@@ -162,9 +172,11 @@ def train_toy_config(name: str,
             'away first).')
     max_iters = cfg.train_cfg.max_iters
     # Through JSON, as it is stored (tuples become lists).
-    record = json.loads(json.dumps(
-        dict(config=name, seed=seed, max_iters=max_iters,
-             options=options or {}), default=repr))
+    record = dict(config=name, seed=seed, max_iters=max_iters,
+                  options=options or {})
+    if feature_cache is not None:
+        record['feature_cache'] = osp.abspath(feature_cache)
+    record = json.loads(json.dumps(record, default=repr))
     if reuse:
         _check_run_record(work_dir, record)
     checkpoint = last_checkpoint(work_dir) if reuse else None
@@ -205,7 +217,8 @@ def evaluate_toy_config(name: str,
                         overlay_dir: str | None = None,
                         options: dict[str, Any] | None = None,
                         quiet_console: bool = False,
-                        overlay_title: str | None = None
+                        overlay_title: str | None = None,
+                        feature_cache: str | None = None
                         ) -> dict[str, float]:
     """Test a checkpoint of ``configs/toy/<name>.py`` on the toy val set.
 
@@ -223,11 +236,15 @@ def evaluate_toy_config(name: str,
         quiet_console (bool): As in :func:`train_toy_config`.
         overlay_title (str, optional): The model's name in the overlays'
             title, ``prediction: <overlay_title>``. Defaults to ``name``.
+        feature_cache (str, optional): Evaluate a checkpoint trained from
+            this feature cache on its cached validation outputs.
 
     Returns:
         dict[str, float]: The evaluators' flat metrics.
     """
     cfg = toy_config(name, data_root, work_dir, **(options or {}))
+    if feature_cache is not None:
+        cfg = cached_stage2_config(cfg, feature_cache)
     _name_uniquely(cfg, f'{name}_test')
     cfg.load_from = checkpoint
     cfg.resume = False

@@ -1,5 +1,7 @@
 """Zero-shot data: splits, class embeddings, seen-only data sets, toy set."""
 from . import embedding_builders  # noqa: F401
+from .cached_query_features import CachedQueryFeatureDataset
+from .cached_segmenter_outputs import CachedSegmenterOutputDataset
 from .class_embeddings import load_class_embeddings, save_class_embeddings
 from .splits import (
     ZeroShotSplit,
@@ -24,6 +26,8 @@ __all__ = [
     'ZeroShotSplit', 'get_split', 'list_splits', 'load_split', 'save_split',
     'resolve_split', 'load_class_embeddings', 'save_class_embeddings',
     'ZeroShotCocoDataset', 'ZeroShotCocoPanopticDataset',
-    'ZeroShotCOCOStuffDataset', 'IgnoreUnseenClasses', 'generate_toy_dataset',
+    'ZeroShotCOCOStuffDataset', 'CachedQueryFeatureDataset',
+    'CachedSegmenterOutputDataset',
+    'IgnoreUnseenClasses', 'generate_toy_dataset',
     'check_zero_shot_training_data', 'ZeroShotTrainingDataError'
 ]

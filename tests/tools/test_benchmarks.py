@@ -254,3 +254,24 @@ def test_profile_demo_arguments():
     assert args.json == 'a.json'
     assert args.argv[2:] == ['--stage1-iters', '2', '--json', 'b']
     assert profile_demo.main(['--command', 'no-such-program-xyz']) == 127
+
+
+# -------------------------------------------------- benchmark_feature_cache
+@pytest.mark.slow
+def test_benchmark_feature_cache_runs(tiny_toy_root, stage1_checkpoint,
+                                      tmp_path):
+    result = run_tool('benchmark_feature_cache', '--data-root',
+                      tiny_toy_root, '--stage1-checkpoint',
+                      stage1_checkpoint, '--stage2-iters', '2',
+                      '--work-dir', tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout
+    assert 'speed-up of a run from the cache:' in output
+    # 2 iterations x 8 images over the 13 seen-only images: 2 passes.
+    assert len(lines_starting(output, 'cache build (2 x 13 training rows, '
+                              '6 validation images)')) == 1
+    # ZSP: 20,000 x 12 images over 45,617: 6 passes of 100 queries x
+    # (256 float16 + 1 int16 label) = 51,400 bytes per image.
+    assert 'COCO ZSP cache (float16): 13.1 GiB of training rows (6 passes' \
+        in output
+    assert (tmp_path / 'cached' / 'iter_2.pth').is_file()

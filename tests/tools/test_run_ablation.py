@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from _helpers import load_tool_module
 
@@ -154,6 +155,37 @@ def test_tiny_ablation_end_to_end(tiny_toy_root, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert out.read_text().count('| PADing (P + A + D) |') == 3
     assert checkpoint.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_tiny_ablation_from_the_feature_cache(tiny_toy_root, tmp_path):
+    """Every run trains and evaluates from one cache, built once."""
+    work_dir = tmp_path / 'ablation'
+    out = tmp_path / 'results' / 'toy_ablation.md'
+    command = [
+        sys.executable, str(SCRIPT), '--data-root', tiny_toy_root,
+        '--work-dir', str(work_dir), '--out', str(out), '--seeds', '0',
+        '1', '--variants', 'gmmn', 'pading', '--primitives',
+        '--stage1-iters', '1', '--stage2-iters', '2', '--feature-cache'
+    ]
+    result = subprocess.run(command, cwd=REPO, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads(
+        (work_dir / 'feature_cache' / 'manifest.json').read_text())
+    # 2 iterations x 8 images over the 13 seen-only images: 2 passes.
+    assert (manifest['epochs'], manifest['num_images']) == (2, 13)
+    assert manifest['val_rows_done'] == manifest['num_val_images'] == 6
+    raw = json.loads((out.parent / 'toy_ablation.json').read_text())
+    for variant in ('gmmn', 'pading'):
+        for seed in ('0', '1'):
+            metrics = raw['variants'][variant][seed]
+            assert 'gzsl_panoptic/PQ_hm' in metrics
+            state = torch.load(work_dir / variant / f'seed{seed}' /
+                               'iter_2.pth', weights_only=False)
+            # PADingFromCache's: the learner and cls_embed, no segmenter.
+            assert not any(key.startswith('backbone.')
+                           for key in state['state_dict'])
 
 
 def test_report_only_without_runs_says_what_to_do(tmp_path):

@@ -45,7 +45,9 @@ from dataclasses import dataclass, field
 
 import mmpading  # noqa: F401  (registers components)
 from mmpading.apis import evaluate_toy_config, train_toy_config
+from mmpading.apis.feature_cache_builder import build_feature_cache
 from mmpading.datasets.toy_generator import generate_toy_dataset
+from mmpading.utils.config_utils import toy_config
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--stage2-iters', type=int, help='default: the stage-2 configs')
     parser.add_argument(
+        '--feature-cache',
+        action='store_true',
+        help='train and evaluate every stage-2 run from one feature cache of '
+        'the stage-1 segmenter (<work-dir>/feature_cache, built once: '
+        'docs/feature_cache.md) instead of recomputing its forward')
+    parser.add_argument(
         '--reuse',
         action='store_true',
         help='keep finished runs (checkpoint and metrics) of the work dir')
@@ -175,6 +183,26 @@ def load_cached(path: str) -> dict | None:
         return json.load(f)
 
 
+def feature_cache_dir(args: argparse.Namespace) -> str | None:
+    return osp.join(args.work_dir, 'feature_cache') \
+        if args.feature_cache else None
+
+
+def build_stage1_feature_cache(args: argparse.Namespace,
+                               stage1_checkpoint: str) -> None:
+    """The feature cache of the stage-1 segmenter (once; resumed if
+    interrupted), with as many passes as the stage-2 schedule draws."""
+    cfg = toy_config('pading_toy_stage2', args.data_root)
+    if args.stage2_iters:
+        cfg.train_cfg.max_iters = args.stage2_iters
+    manifest = build_feature_cache(
+        cfg, stage1_checkpoint, feature_cache_dir(args), seed=args.seeds[0],
+        config_name='pading_toy_stage2')
+    print(f'feature cache: {manifest.epochs} x {manifest.num_images} '
+          f'training rows, {manifest.num_val_images} validation images',
+          flush=True)
+
+
 def run_variant(variant: Variant, seed: int, stage1: str,
                 args: argparse.Namespace) -> dict[str, float]:
     """Train and evaluate one variant with one seed (cached)."""
@@ -185,9 +213,11 @@ def run_variant(variant: Variant, seed: int, stage1: str,
     start = time.time()
     checkpoint = train_toy_config(
         variant.config, path, args.data_root, seed, args.stage2_iters,
-        load_from=stage1, reuse=args.reuse, options=variant.options)
+        load_from=stage1, reuse=args.reuse, options=variant.options,
+        feature_cache=feature_cache_dir(args))
     metrics = evaluate_toy_config(variant.config, checkpoint, path,
-                                  args.data_root, options=variant.options)
+                                  args.data_root, options=variant.options,
+                                  feature_cache=feature_cache_dir(args))
     metrics = {key: float(value) for key, value in metrics.items()}
     metrics['wall_time_s'] = time.time() - start
     with open(osp.join(path, 'metrics.json'), 'w') as f:
@@ -581,6 +611,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             }
             with open(osp.join(stage1_dir, 'metrics.json'), 'w') as f:
                 json.dump(stage1_metrics, f, indent=1)
+    if args.feature_cache and not args.report_only:
+        banner('Feature cache of the stage-1 segmenter (built once)')
+        build_stage1_feature_cache(args, stage1_checkpoint)
     results, sweep = collect(args, stage1_checkpoint)
     text = write_report(results, sweep, args, stage1_metrics,
                         None if args.report_only else time.time() - start)

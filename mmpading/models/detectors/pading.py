@@ -18,6 +18,7 @@ from ..utils.query_features import (
     record_class_embeddings,
 )
 from ..utils.stage2 import (
+    add_pred_to_datasamples,
     check_stage_argument,
     classifier_for_inference,
     frozen_forward_precision,
@@ -143,11 +144,4 @@ class PADing(Mask2Former):
                                results_list: list[dict]) -> SampleList:
         """Upstream's, plus semantic results as ``pred_sem_seg``
         (:class:`~mmpading.models.UniversalFusionHead`)."""
-        for data_sample, result in zip(data_samples, results_list):
-            if 'pan_results' in result:
-                data_sample.pred_panoptic_seg = result['pan_results']
-            if 'ins_results' in result:
-                data_sample.pred_instances = result['ins_results']
-            if 'sem_results' in result:
-                data_sample.pred_sem_seg = result['sem_results']
-        return data_samples
+        return add_pred_to_datasamples(data_samples, results_list)

@@ -345,3 +345,23 @@ def classifier_for_inference(model: nn.Module) -> nn.Module:
             "classifier, build the stage-1 model (type='Mask2Former' or "
             "'EncoderDecoder').")
     return learner.classifier
+
+
+def add_pred_to_datasamples(data_samples: list, results_list: list[dict]
+                            ) -> list:
+    """Upstream's ``add_pred_to_datasample``, plus semantic results.
+
+    Args:
+        data_samples (list[DetDataSample]): One per image.
+        results_list (list[dict]): The fusion head's, with
+            ``pan_results``, ``ins_results`` and (UniversalFusionHead)
+            ``sem_results`` as its ``test_cfg`` asks.
+    """
+    for data_sample, result in zip(data_samples, results_list):
+        if 'pan_results' in result:
+            data_sample.pred_panoptic_seg = result['pan_results']
+        if 'ins_results' in result:
+            data_sample.pred_instances = result['ins_results']
+        if 'sem_results' in result:
+            data_sample.pred_sem_seg = result['sem_results']
+    return data_samples
