@@ -63,7 +63,12 @@ max_iters = 4000
 param_scheduler = dict(_delete_=True, generator=[], classifier=[])
 train_cfg = dict(
     max_iters=max_iters, val_interval=max_iters, dynamic_intervals=None)
-default_hooks = dict(checkpoint=dict(interval=2000))
+# DatasetMetaHook gives the learner the data set's classes and split
+# (dataset_meta), as the metrics get them; a default hook, so that a config
+# that sets its own custom_hooks keeps it.
+default_hooks = dict(
+    checkpoint=dict(interval=2000),
+    dataset_meta=dict(type='DatasetMetaHook'))
 # Learning rates are set for 12 images per iteration, on any number of GPUs
 # (with another global_batch_size, `--cfg-options auto_scale_lr.enable=True`
 # rescales both optimizers).
@@ -71,10 +76,4 @@ auto_scale_lr = dict(base_batch_size=12)
 # Every logger interval (50 iterations), each generator loss term's share of
 # the generator's gradient norm (grad_share/* in the log and scalars.json;
 # docs/method.md#how-much-a-and-d-act-the-gradient-share).
-# DatasetMetaHook gives the learner the data set's classes and split
-# (dataset_meta), as the metrics get them.
-custom_hooks = [
-    dict(type='DatasetMetaHook'),
-    dict(type='RandomStateHook'),
-    dict(type='GradientShareHook')
-]
+custom_hooks = [dict(type='RandomStateHook'), dict(type='GradientShareHook')]

@@ -72,13 +72,11 @@ train_cfg = dict(
 # (with another global_batch_size, `--cfg-options auto_scale_lr.enable=True`
 # rescales both optimizers).
 auto_scale_lr = dict(base_batch_size=12)
+# DatasetMetaHook gives the learner the data set's classes and split
+# (dataset_meta), as the metrics get them; a default hook, so that a config
+# that sets its own custom_hooks keeps it.
+default_hooks = dict(dataset_meta=dict(type='DatasetMetaHook'))
 # Every logger interval (50 iterations), each generator loss term's share of
 # the generator's gradient norm (grad_share/* in the log and scalars.json;
 # docs/method.md#how-much-a-and-d-act-the-gradient-share).
-# DatasetMetaHook gives the learner the data set's classes and split
-# (dataset_meta), as the metrics get them.
-custom_hooks = [
-    dict(type='DatasetMetaHook'),
-    dict(type='RandomStateHook'),
-    dict(type='GradientShareHook')
-]
+custom_hooks = [dict(type='RandomStateHook'), dict(type='GradientShareHook')]

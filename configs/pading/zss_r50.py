@@ -87,8 +87,12 @@ param_scheduler = dict(
     ],
     classifier=[])
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+# DatasetMetaHook gives the learner the data set's classes and split
+# (dataset_meta), as the metrics get them; a default hook, so that a config
+# that sets its own custom_hooks keeps it.
 default_hooks = dict(
-    checkpoint=dict(interval=1000, save_best='gzsl_semseg/mIoU_hm'))
+    checkpoint=dict(interval=1000, save_best='gzsl_semseg/mIoU_hm'),
+    dataset_meta=dict(type='DatasetMetaHook'))
 # Learning rates are set for 12 images per iteration, on any number of GPUs
 # (with another global_batch_size, `--cfg-options auto_scale_lr.enable=True`
 # rescales both optimizers).
@@ -96,10 +100,4 @@ auto_scale_lr = dict(base_batch_size=12)
 # Every logger interval (50 iterations), each generator loss term's share of
 # the generator's gradient norm (grad_share/* in the log and scalars.json;
 # docs/method.md#how-much-a-and-d-act-the-gradient-share).
-# DatasetMetaHook gives the learner the data set's classes and split
-# (dataset_meta), as the metrics get them.
-custom_hooks = [
-    dict(type='DatasetMetaHook'),
-    dict(type='RandomStateHook'),
-    dict(type='GradientShareHook')
-]
+custom_hooks = [dict(type='RandomStateHook'), dict(type='GradientShareHook')]

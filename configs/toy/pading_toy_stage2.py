@@ -50,14 +50,12 @@ param_scheduler = dict(
     ],
     classifier=[])
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-default_hooks = dict(checkpoint=dict(interval=100))
+# DatasetMetaHook gives the learner the data set's classes and split
+# (dataset_meta), as the metrics get them; a default hook, so that a config
+# that sets its own custom_hooks keeps it.
+default_hooks = dict(
+    checkpoint=dict(interval=100), dataset_meta=dict(type='DatasetMetaHook'))
 # Every logger interval (20 iterations), each generator loss term's share of
 # the generator's gradient norm (grad_share/* in the log and scalars.json;
 # docs/method.md#how-much-a-and-d-act-the-gradient-share).
-# DatasetMetaHook gives the learner the data set's classes and split
-# (dataset_meta), as the metrics get them.
-custom_hooks = [
-    dict(type='DatasetMetaHook'),
-    dict(type='RandomStateHook'),
-    dict(type='GradientShareHook')
-]
+custom_hooks = [dict(type='RandomStateHook'), dict(type='GradientShareHook')]

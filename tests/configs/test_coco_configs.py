@@ -187,7 +187,7 @@ def test_config_settings(name):
     # Classes and split come from the data set (DatasetMetaHook).
     assert 'class_names' not in learner and 'split' not in learner
     assert config_dataset_meta(cfg, 'train')['zero_shot_split'] == split
-    assert 'DatasetMetaHook' in [hook.type for hook in cfg.custom_hooks]
+    assert cfg.default_hooks.dataset_meta.type == 'DatasetMetaHook'
     assert learner.class_embeddings == cfg.class_embeddings
     assert model.query_class_cost == task['query_class_cost']
     stage1_name, _ = FAMILIES[family]

@@ -47,7 +47,6 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
-from _helpers import build_with_dataset_meta
 
 
 def trainable(model):

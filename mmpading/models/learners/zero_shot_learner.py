@@ -389,8 +389,9 @@ class ZeroShotLearner(BaseModule):
         if self.class_names is None:
             raise RuntimeError(
                 'ZeroShotLearner: the classes and split are not set. In a '
-                "runner, add dict(type='DatasetMetaHook') to custom_hooks "
-                '(the stage-2 configs of configs/ do); elsewhere call '
+                "runner, set default_hooks.dataset_meta=dict(type="
+                "'DatasetMetaHook') (the stage-2 configs of configs/ do); "
+                'elsewhere call '
                 'mmpading.models.utils.stage2.set_dataset_meta(model, '
                 'dataset.metainfo) before training.')
 

@@ -20,10 +20,7 @@ def stage2_runner(root, work_dir, checkpoint, hooks, max_iters=2,
                   name='pading_toy_stage2') -> Runner:
     cfg = toy_config(name, root, str(work_dir), **tiny_run_options(max_iters))
     cfg.load_from = checkpoint
-    cfg.custom_hooks = [
-        dict(type='DatasetMetaHook'),
-        dict(type='RandomStateHook'), *hooks
-    ]
+    cfg.custom_hooks = [dict(type='RandomStateHook'), *hooks]
     # A visualizer of its own (the configs name it 'visualizer'; a second
     # runner in this process would get the first one, writing scalars.json
     # into the first run's folder).
