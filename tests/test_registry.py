@@ -128,15 +128,19 @@ def configs(tiny_toy_root, tmp_path_factory):
     """The toy stage-2 config on the tiny toy set, ZSS stage 1 and a
     synthetic feature cache of the toy classes."""
     split = get_split('toy')
+    stage2 = toy_config('pading_toy_stage2', tiny_toy_root)
+    # The tiny toy set's 6 validation images.
     cache = write_synthetic_cache(
         str(tmp_path_factory.mktemp('registry_cache')),
         dict(classes=TOY_CLASSES, zero_shot_split='toy',
              seen_classes=[c for c in TOY_CLASSES if c in split.seen],
-             unseen_classes=[c for c in TOY_CLASSES if c in split.unseen]))
+             unseen_classes=[c for c in TOY_CLASSES if c in split.unseen]),
+        val_dataset=without_scope_keys(stage2.val_dataloader.dataset),
+        num_val_images=6)
     return dict(
         toy=tiny_toy_root,
         cache=cache,
-        stage2=toy_config('pading_toy_stage2', tiny_toy_root),
+        stage2=stage2,
         zss=Config.fromfile(f'{REPO_CONFIGS}/pading/zss_r50_pretrain.py'))
 
 
@@ -225,6 +229,12 @@ def check_segmentor(model):
     assert type(model.zero_shot).__name__ == 'ZeroShotLearner'
 
 
+def check_cached_outputs(dataset):
+    item = dataset[0]
+    assert item['mask_logits'].shape == (5, 4, 4)
+    assert item['data_samples'].batch_input_shape == (16, 16)
+
+
 def check_seg_head(head):
     assert module_of(head.pixel_decoder).startswith('mmdet.')
 
@@ -292,6 +302,11 @@ BUILDS = {
     ('DATASETS', 'CachedQueryFeatureDataset'): (
         lambda c: dict(type='CachedQueryFeatureDataset',
                        cache_dir=c['cache']), None),
+    ('DATASETS', 'CachedSegmenterOutputDataset'): (
+        lambda c: dict(type='CachedSegmenterOutputDataset',
+                       cache_dir=c['cache'],
+                       dataset=c['stage2'].val_dataloader.dataset),
+        check_cached_outputs),
     ('HOOKS', 'GradientShareHook'): (
         lambda c: dict(type='GradientShareHook', interval=5), None),
     ('VISUALIZERS', 'PanopticOverlayVisualizer'): (
