@@ -115,7 +115,8 @@ def train_toy_config(name: str,
                      reuse: bool = False,
                      options: dict[str, Any] | None = None,
                      quiet_console: bool = False,
-                     feature_cache: str | None = None) -> str:
+                     feature_cache: str | None = None,
+                     checkpoint_interval: int | None = None) -> str:
     """Train ``configs/toy/<name>.py`` without evaluation.
 
     Args:
@@ -141,6 +142,9 @@ def train_toy_config(name: str,
             this feature cache of its segmenter (built from ``load_from``,
             which is checked; :func:`~mmpading.apis.feature_cache_builder.
             cached_stage2_config`).
+        checkpoint_interval (int, optional): Keep a checkpoint every this
+            many iterations (besides the last). None: the config's, or
+            only the last one with ``max_iters``.
 
     Returns:
         str: The final checkpoint.
@@ -155,6 +159,8 @@ def train_toy_config(name: str,
     cfg.randomness = dict(seed=seed)
     if max_iters is not None:
         scale_schedule(cfg, max_iters)
+    if checkpoint_interval is not None:
+        cfg.default_hooks.checkpoint.interval = checkpoint_interval
     check_zero_shot_training_data(cfg)  # seen-only training data
     if feature_cache is not None:
         cfg = cached_stage2_config(cfg, feature_cache, load_from)

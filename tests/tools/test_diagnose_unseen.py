@@ -1,0 +1,135 @@
+"""tools/analysis_tools/diagnose_unseen.py: counts that add up, on the
+tiny toy set and on hand-made inputs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmdet.structures.mask import BitmapMasks
+from mmengine.structures import InstanceData, PixelData
+
+from _helpers import load_tool_module
+
+REPO = Path(__file__).resolve().parents[2]
+TOOL = load_tool_module(
+    str(REPO / 'tools' / 'analysis_tools' / 'diagnose_unseen.py'))
+
+
+def hand_made_sample() -> DetDataSample:
+    """8 x 8 image: an unseen thing (label 1) in the top-left 4 x 4, an
+    unseen stuff region (label 3) in the bottom half, seen stuff (label 2)
+    elsewhere."""
+    sample = DetDataSample(metainfo=dict(img_shape=(8, 8),
+                                         batch_input_shape=(8, 8)))
+    thing = np.zeros((1, 8, 8), dtype=np.uint8)
+    thing[0, :4, :4] = 1
+    sample.gt_instances = InstanceData(
+        masks=BitmapMasks(thing, 8, 8), labels=torch.tensor([1]))
+    semantic = torch.full((1, 8, 8), 2)
+    semantic[0, :4, :4] = 1
+    semantic[0, 4:] = 3
+    sample.gt_sem_seg = PixelData(sem_seg=semantic)
+    # The output: one segment of unseen class 3 (instance id 1), seen
+    # class 0 elsewhere.
+    panoptic = torch.zeros((1, 8, 8), dtype=torch.long)
+    panoptic[0, 4:] = 3 + 1 * TOOL.INSTANCE_OFFSET
+    sample.pred_panoptic_seg = PixelData(sem_seg=panoptic)
+    return sample
+
+
+def test_score_image_labels_the_covering_queries():
+    sample = hand_made_sample()
+    # Query 0 covers the thing exactly, query 1 the stuff region's top
+    # half only (IoU 0.5: not covered), at half resolution (4 x 4).
+    mask_logits = torch.full((2, 4, 4), -5.0)
+    mask_logits[0, :2, :2] = 5.0
+    mask_logits[1, 2:3, :] = 5.0
+    # Classes: 0 seen thing, 1 unseen thing, 2 seen stuff, 3 unseen
+    # stuff, 4 no object. Query 0 is called seen class 0.
+    logits = torch.tensor([[3.0, 1.0, 0.0, 0.5, 2.0],
+                           [0.0, 0.0, 0.0, 9.0, 0.0]])
+    result = TOOL.score_image(logits, mask_logits, sample,
+                              sample, seen_ids=[0, 2], unseen_ids=[1, 3],
+                              num_things=2, threshold=0.5)
+    assert result['gt_segments'] == 2
+    assert result['covered'] == 1
+    assert (result['own'], result['seen'], result['no_object']) == (0, 1, 0)
+    assert result['margin_seen'] == [pytest.approx(1.0 - 3.0)]
+    assert result['margin_no_object'] == [pytest.approx(1.0 - 2.0)]
+    assert result['predicted_unseen_segments'] == 1
+
+
+def test_a_covering_query_with_its_own_label_passes_the_threshold():
+    sample = hand_made_sample()
+    mask_logits = torch.full((1, 4, 4), -5.0)
+    mask_logits[0, :2, :2] = 5.0
+    logits = torch.tensor([[0.0, 6.0, 0.0, 0.0, 1.0]])
+    result = TOOL.score_image(logits, mask_logits, sample, sample, [0, 2],
+                              [1, 3], 2, threshold=0.9)
+    assert (result['covered'], result['own'], result['own_passing']) == (
+        1, 1, 1)
+    strict = TOOL.score_image(logits, mask_logits, sample, sample, [0, 2],
+                              [1, 3], 2, threshold=0.999)
+    assert (strict['own'], strict['own_passing']) == (1, 0)
+
+
+def unseen_segments_in(annotation_file: Path, unseen: list[str]) -> int:
+    data = json.loads(annotation_file.read_text())
+    names = {c['id']: c['name'] for c in data['categories']}
+    return sum(names[segment['category_id']] in unseen
+               for image in data['annotations']
+               for segment in image['segments_info'])
+
+
+def test_tiny_diagnosis_end_to_end(tiny_toy_root, stage1_checkpoint,
+                                   tmp_path):
+    out = tmp_path / 'diag.json'
+    assert TOOL.main([
+        stage1_checkpoint, '--seeds', '2', '--stage2-iters', '4',
+        '--interval', '2', '--data-root', tiny_toy_root, '--work-dir',
+        str(tmp_path / 'runs'), '--out', str(out)
+    ]) == 0
+    record = json.loads(out.read_text())
+    assert [entry['seed'] for entry in record['seeds']] == [0, 1]
+    expected_gt = unseen_segments_in(
+        Path(tiny_toy_root) / 'annotations' / 'panoptic_val.json',
+        record['unseen_classes'])
+    assert expected_gt > 0
+    for entry in record['seeds']:
+        assert [p['iteration'] for p in entry['curve']] == [2, 4]
+        for point in entry['curve']:
+            segments = point['unseen_segments']
+            # Every unseen segment of the annotation file is looked at.
+            assert segments['gt_segments'] == expected_gt
+            assert sum(segments[key] for key in TOOL.OUTCOMES) == \
+                segments['covered'] <= expected_gt
+            assert segments['own_passing'] <= segments['own']
+            assert 0 <= point['pq']['unseen'] <= 100
+            assert set(point['weights']['unseen']) == set(
+                record['unseen_classes'])
+    report = out.with_suffix('.md').read_text()
+    assert '| seed | iter 2 | iter 4 |' in report
+    assert 'unseen PQ 0 in' in report
+    # The seeds differ only in the stage-2 draws: the same segmenter
+    # covers the same segments.
+    first, second = (entry['curve'][-1]['unseen_segments']
+                     for entry in record['seeds'])
+    assert first['covered'] == second['covered']
+
+
+def test_bad_arguments_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        TOOL.main([str(tmp_path / 'missing.pth')])
+    assert 'does not exist' in capsys.readouterr().err
+    checkpoint = tmp_path / 'stage1.pth'
+    checkpoint.write_bytes(b'')
+    with pytest.raises(SystemExit):
+        TOOL.main([str(checkpoint), '--data-root', str(tmp_path)])
+    assert 'holds no toy data set' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        TOOL.main([str(checkpoint), '--interval', '0'])
+    assert '--interval must be at least 1' in capsys.readouterr().err

@@ -1,0 +1,427 @@
+"""Why the toy's unseen PQ varies across seeds (a measurement).
+
+Trains the demo's PADing stage 2 (``configs/toy/pading_toy_stage2.py``)
+from a feature cache of one stage-1 checkpoint with seeds 0..N-1, keeping a
+checkpoint every ``--interval`` iterations, and scores every checkpoint on
+the cached validation outputs:
+
+- PQ seen / unseen / HM (the config's GZSL panoptic metric);
+- per unseen ground-truth segment, the query whose mask (logit > 0 at the
+  head's resolution, upsampled) overlaps it best: the segments some query
+  covers with IoU > 0.5 (the segmenter's part; it does not change in
+  stage 2), and of those, how the classifier labels that query: its own
+  class, another unseen class, a seen class or no object, and whether the
+  label's score passes the fusion head's ``object_mask_thr``;
+- the margins of those queries' logits: own class minus the best seen
+  class, and own class minus no object;
+- the predicted panoptic segments with an unseen label (after the fusion
+  head's thresholds and overlap filter) against the ground truth's;
+- the classifier's class weights: the norm and bias of each unseen class
+  against the seen classes' means (a ``Linear`` classifier).
+
+Writes ``<out>.json`` (every seed, every checkpoint) and ``<out>.md``
+(per seed at the last checkpoint, and unseen PQ over iterations).
+
+Examples::
+
+    python tools/analysis_tools/diagnose_unseen.py \\
+        work_dirs/pading_toy_stage1/iter_600.pth --seeds 10
+    python tools/analysis_tools/diagnose_unseen.py STAGE1 --seeds 2 \\
+        --stage2-iters 40 --interval 20 --out /tmp/diag.json
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os.path as osp
+import shlex
+import statistics
+import sys
+import uuid
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from mmengine.runner import Runner
+from torch import Tensor
+
+import mmpading  # noqa: F401  (registers components)
+from mmpading.apis import train_toy_config
+from mmpading.apis.feature_cache_builder import (
+    build_feature_cache,
+    cached_stage2_config,
+)
+from mmpading.apis.toy_demo import DEFAULT_DATA_ROOT
+from mmpading.models.utils.stage2 import (
+    classifier_for_inference,
+    set_dataset_meta,
+)
+from mmpading.utils.config_utils import toy_config
+
+CONFIG = 'pading_toy_stage2'
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEFAULT_OUT = osp.join(REPO_ROOT, 'docs', 'results', 'unseen_diagnosis.json')
+# mmdet's panoptic label encoding: label + instance id * INSTANCE_OFFSET.
+INSTANCE_OFFSET = 1000
+OUTCOMES = ('own', 'other_unseen', 'seen', 'no_object')
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument('stage1_checkpoint',
+                        help='the stage-1 checkpoint stage 2 starts from')
+    parser.add_argument('--seeds', type=int, default=10,
+                        help='stage-2 seeds 0 .. N-1 (default 10)')
+    parser.add_argument('--stage2-iters', type=int,
+                        help="default: the config's (as the demo)")
+    parser.add_argument('--interval', type=int, default=50,
+                        help='iterations between scored checkpoints')
+    parser.add_argument('--data-root', default=DEFAULT_DATA_ROOT)
+    parser.add_argument('--work-dir', default='work_dirs/diagnose_unseen',
+                        help='seed k trains into <work-dir>/seed<k>')
+    parser.add_argument(
+        '--feature-cache',
+        help='a feature cache of the stage-1 checkpoint (default '
+        '<work-dir>/feature_cache, built when missing)')
+    parser.add_argument('--reuse', action='store_true',
+                        help='keep finished seeds, resume interrupted ones')
+    parser.add_argument(
+        '--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+        help='dotted overrides of the stage-2 config for every seed '
+        '(values parsed as JSON where they can be, e.g. '
+        'model.zero_shot.num_unseen_per_iter=10)')
+    parser.add_argument('--out', default=DEFAULT_OUT,
+                        help='the JSON; the Markdown report goes beside it')
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f'--seeds must be at least 1, got {args.seeds}')
+    if args.interval < 1:
+        parser.error(f'--interval must be at least 1, got {args.interval}')
+    if not osp.isfile(args.stage1_checkpoint):
+        parser.error(f'stage-1 checkpoint {args.stage1_checkpoint} does not '
+                     'exist (tools/train.py configs/toy/pading_toy_stage1.py'
+                     ' writes one)')
+    if not osp.isfile(osp.join(args.data_root, 'split.json')):
+        parser.error(f'--data-root {args.data_root} holds no toy data set '
+                     '(tools/dataset_converters/make_toy_dataset.py)')
+    if not osp.isdir(osp.dirname(osp.abspath(args.out))):
+        parser.error(f'--out {args.out}: folder '
+                     f'{osp.dirname(osp.abspath(args.out))} does not exist')
+    try:
+        args.options = parse_options(args.cfg_options)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def parse_options(pairs: Sequence[str]) -> dict:
+    """``KEY=VALUE`` pairs, values as JSON where they parse."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition('=')
+        if not sep or not key:
+            raise ValueError(f'--cfg-options {pair!r}: expected KEY=VALUE')
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def ground_truth_segments(sample, num_things: int) -> list[tuple[int, Tensor]]:
+    """(label, mask (H, W) bool) of each thing instance and stuff region."""
+    segments = []
+    instances = sample.gt_instances
+    if len(instances) > 0:
+        masks = instances.masks.to_tensor(torch.bool, 'cpu')
+        for label, mask in zip(instances.labels.tolist(), masks):
+            segments.append((int(label), mask))
+    semantic = sample.gt_sem_seg.sem_seg[0]
+    for label in semantic.unique().tolist():
+        if num_things <= label < 255:
+            segments.append((int(label), semantic == label))
+    return segments
+
+
+def query_masks(mask_logits: Tensor, sample) -> Tensor:
+    """Binary query masks (Q, H, W) at the image's size, as the fusion head
+    sees them: logits upsampled to the padded input, then cropped."""
+    height, width = sample.metainfo['img_shape'][:2]
+    logits = F.interpolate(mask_logits[None],
+                           size=tuple(sample.metainfo['batch_input_shape']),
+                           mode='bilinear', align_corners=False)[0]
+    return logits[:, :height, :width] > 0
+
+
+def score_image(logits: Tensor, mask_logits: Tensor, sample, prediction,
+                seen_ids: list[int], unseen_ids: list[int], num_things: int,
+                threshold: float) -> dict:
+    """One validation image's unseen diagnostics (counts and margins)."""
+    no_object = logits.shape[-1] - 1
+    scores = logits.softmax(-1)
+    masks = query_masks(mask_logits, sample)
+    areas = masks.flatten(1).sum(1)
+    unseen = set(unseen_ids)
+    result = dict(gt_segments=0, covered=0,
+                  **{outcome: 0 for outcome in OUTCOMES},
+                  own_passing=0, margin_seen=[], margin_no_object=[])
+    for label, mask in ground_truth_segments(sample, num_things):
+        if label not in unseen:
+            continue
+        result['gt_segments'] += 1
+        intersection = (masks & mask).flatten(1).sum(1)
+        iou = intersection / (areas + mask.sum() - intersection).clamp(min=1)
+        best = int(iou.argmax())
+        if float(iou[best]) <= 0.5:
+            continue
+        result['covered'] += 1
+        row = logits[best]
+        predicted = int(row.argmax())
+        if predicted == label:
+            outcome = 'own'
+            result['own_passing'] += int(float(scores[best, label]) >
+                                         threshold)
+        elif predicted in unseen:
+            outcome = 'other_unseen'
+        elif predicted == no_object:
+            outcome = 'no_object'
+        else:
+            outcome = 'seen'
+        result[outcome] += 1
+        result['margin_seen'].append(
+            float(row[label] - row[seen_ids].max()))
+        result['margin_no_object'].append(float(row[label] - row[no_object]))
+    panoptic = prediction.pred_panoptic_seg.sem_seg[0]
+    labels = [int(value) % INSTANCE_OFFSET for value in panoptic.unique()]
+    result['predicted_unseen_segments'] = sum(label in unseen
+                                              for label in labels)
+    return result
+
+
+def classifier_weights(classifier: torch.nn.Module, seen_ids: list[int],
+                       unseen_ids: list[int], classes: Sequence[str]
+                       ) -> dict | None:
+    """Norms and biases of a Linear classifier's class rows."""
+    if not isinstance(classifier, torch.nn.Linear):
+        return None
+    norms = classifier.weight.detach().norm(dim=1)
+    bias = classifier.bias.detach()
+    return dict(
+        seen_norm_mean=float(norms[seen_ids].mean()),
+        seen_bias_mean=float(bias[seen_ids].mean()),
+        no_object_norm=float(norms[-1]),
+        no_object_bias=float(bias[-1]),
+        unseen={classes[i]: dict(norm=float(norms[i]), bias=float(bias[i]))
+                for i in unseen_ids})
+
+
+class CheckpointScorer:
+    """Scores stage-2 checkpoints trained from one feature cache on its
+    cached validation outputs (one runner, reused)."""
+
+    def __init__(self, cache_dir: str, data_root: str, work_dir: str,
+                 options: dict) -> None:
+        cfg = cached_stage2_config(
+            toy_config(CONFIG, data_root, work_dir, **options), cache_dir)
+        cfg.experiment_name = f'diagnose_unseen_{uuid.uuid4().hex[:8]}'
+        if cfg.get('visualizer') is not None:
+            cfg.visualizer.name = cfg.experiment_name
+        self.runner = Runner.from_cfg(cfg)
+        loop = self.runner.test_loop
+        self.dataloader, self.evaluator = loop.dataloader, loop.evaluator
+        meta = self.dataloader.dataset.metainfo
+        self.classes = list(meta['classes'])
+        self.seen_ids = [self.classes.index(c) for c in meta['seen_classes']]
+        self.unseen_ids = [
+            self.classes.index(c) for c in meta['unseen_classes']
+        ]
+        self.num_things = len(meta['thing_classes'])
+        self.threshold = float(cfg.model.test_cfg.object_mask_thr)
+        set_dataset_meta(self.runner.model, meta)
+
+    @torch.no_grad()
+    def score(self, checkpoint: str) -> dict:
+        """PQ and the unseen diagnostics of one checkpoint."""
+        self.runner.load_checkpoint(checkpoint, map_location='cpu')
+        model = self.runner.model
+        model.eval()
+        classifier = classifier_for_inference(model)
+        totals: dict = {}
+        for batch in self.dataloader:
+            outputs = model.test_step(batch)
+            self.evaluator.process(data_samples=outputs, data_batch=batch)
+            for embeddings, mask_logits, sample, output in zip(
+                    batch['embeddings'], batch['mask_logits'],
+                    batch['data_samples'], outputs):
+                image = score_image(classifier(embeddings.float()),
+                                    mask_logits.float(), sample, output,
+                                    self.seen_ids, self.unseen_ids,
+                                    self.num_things, self.threshold)
+                for key, value in image.items():
+                    totals[key] = totals.get(key, 0 if isinstance(
+                        value, int) else []) + value
+        metrics = self.evaluator.evaluate(len(self.dataloader.dataset))
+        margins = {
+            key: statistics.fmean(totals[key]) if totals[key] else None
+            for key in ('margin_seen', 'margin_no_object')
+        }
+        totals.update(margins)
+        return dict(
+            pq={group: float(metrics[f'gzsl_panoptic/PQ_{group}'])
+                for group in ('seen', 'unseen', 'hm')},
+            unseen_segments=totals,
+            weights=classifier_weights(classifier, self.seen_ids,
+                                       self.unseen_ids, self.classes))
+
+
+def iteration_of(checkpoint: str) -> int:
+    return int(osp.basename(checkpoint)[len('iter_'):-len('.pth')])
+
+
+def run_seed(seed: int, args: argparse.Namespace, cache_dir: str,
+             scorer: CheckpointScorer) -> dict:
+    """Train one seed from the cache and score each of its checkpoints."""
+    work_dir = osp.join(args.work_dir, f'seed{seed}')
+    final = train_toy_config(CONFIG, work_dir, args.data_root, seed,
+                             args.stage2_iters,
+                             load_from=args.stage1_checkpoint,
+                             reuse=args.reuse, options=args.options,
+                             quiet_console=True, feature_cache=cache_dir,
+                             checkpoint_interval=args.interval)
+    last = iteration_of(final)
+    steps = list(range(args.interval, last, args.interval)) + [last]
+    curve = []
+    for step in steps:
+        checkpoint = osp.join(work_dir, f'iter_{step}.pth')
+        curve.append(dict(iteration=step, **scorer.score(checkpoint)))
+        print(f'seed {seed} iter {step}: PQ unseen '
+              f'{curve[-1]["pq"]["unseen"]:.1f}, HM '
+              f'{curve[-1]["pq"]["hm"]:.1f}', flush=True)
+    return dict(seed=seed, curve=curve)
+
+
+def share(part: int, whole: int) -> str:
+    return '-' if whole == 0 else f'{part} ({100 * part / whole:.0f}%)'
+
+
+def format_report(record: dict, json_name: str) -> str:
+    """The Markdown report of a diagnosis."""
+    seeds = record['seeds']
+    unseen = record['unseen_classes']
+    lines = [
+        '# Unseen classes on the toy set, per stage-2 seed', '',
+        f'Written by `{record["command"]}` on {record["date"]} '
+        f'({record["torch_threads"]} torch threads); every figure is in '
+        f'[{json_name}]({json_name}). PADing stage 2 '
+        f'(`configs/toy/{CONFIG}.py`, {record["stage2_iters"]} iterations'
+        + (', overrides ' + ', '.join(f'`{k}={v}`' for k, v in
+                                      record['options'].items())
+           if record['options'] else '')
+        + f') from one stage-1 checkpoint, trained and scored from its '
+        f'feature cache; unseen classes: {", ".join(unseen)}.', '',
+        '## At the last iteration', '',
+        'GT: unseen ground-truth segments of the validation set; covered: '
+        'some query\'s mask has IoU > 0.5 with it (the frozen segmenter); '
+        'own / other unseen / seen / no object: how the classifier labels '
+        'that query; passing: own label with a score above '
+        f'object_mask_thr = {record["object_mask_thr"]}; margins: that '
+        "query's own-class logit minus the best seen logit, minus the "
+        'no-object logit (means); predicted: panoptic segments with an '
+        'unseen label in the output.', '',
+        '| seed | PQ seen | PQ unseen | HM | GT | covered | own | other '
+        'unseen | seen | no object | passing | margin vs seen | margin vs '
+        'no object | predicted |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ]
+    for entry in seeds:
+        last = entry['curve'][-1]
+        pq, seg = last['pq'], last['unseen_segments']
+        margins = ' | '.join(
+            '-' if seg[key] is None else f'{seg[key]:+.2f}'
+            for key in ('margin_seen', 'margin_no_object'))
+        lines.append(
+            f'| {entry["seed"]} | {pq["seen"]:.1f} | {pq["unseen"]:.1f} | '
+            f'{pq["hm"]:.1f} | {seg["gt_segments"]} | {seg["covered"]} | '
+            + ' | '.join(share(seg[key], seg['covered'])
+                         for key in OUTCOMES)
+            + f' | {share(seg["own_passing"], seg["covered"])} | {margins} '
+            f'| {seg["predicted_unseen_segments"]} |')
+    weights = [entry['curve'][-1]['weights'] for entry in seeds]
+    if all(weights):
+        lines += [
+            '', '## Classifier rows at the last iteration', '',
+            'Norm and bias of each unseen class\'s row of the Linear '
+            'classifier, against the mean of the seen classes\' rows.', '',
+            '| seed | seen norm | seen bias | '
+            + ' | '.join(f'{name} norm | {name} bias' for name in unseen)
+            + ' |', '|---|---|---|' + '---|---|' * len(unseen)
+        ]
+        for entry, row in zip(seeds, weights):
+            lines.append(
+                f'| {entry["seed"]} | {row["seen_norm_mean"]:.2f} | '
+                f'{row["seen_bias_mean"]:+.2f} | '
+                + ' | '.join(f'{row["unseen"][name]["norm"]:.2f} | '
+                             f'{row["unseen"][name]["bias"]:+.2f}'
+                             for name in unseen) + ' |')
+    steps = [point['iteration'] for point in seeds[0]['curve']]
+    lines += [
+        '', '## Unseen PQ over stage-2 iterations', '',
+        '| seed | ' + ' | '.join(f'iter {s}' for s in steps) + ' |',
+        '|---|' + '---|' * len(steps)
+    ]
+    for entry in seeds:
+        lines.append(f'| {entry["seed"]} | ' + ' | '.join(
+            f'{point["pq"]["unseen"]:.1f}' for point in entry['curve'])
+            + ' |')
+    hms = [entry['curve'][-1]['pq']['hm'] for entry in seeds]
+    zero = sum(entry['curve'][-1]['pq']['unseen'] == 0 for entry in seeds)
+    lines += [
+        '', f'HM-PQ at the last iteration: mean {statistics.fmean(hms):.1f}, '
+        f'std {statistics.stdev(hms) if len(hms) > 1 else 0.0:.1f} (n - 1), '
+        f'min {min(hms):.1f}, max {max(hms):.1f}; unseen PQ 0 in {zero} of '
+        f'{len(seeds)} seeds.'
+    ]
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    cache_dir = args.feature_cache or osp.join(args.work_dir,
+                                               'feature_cache')
+    cfg = toy_config(CONFIG, args.data_root, **args.options)
+    if args.stage2_iters:
+        cfg.train_cfg.max_iters = args.stage2_iters
+    build_feature_cache(cfg, args.stage1_checkpoint, cache_dir,
+                        config_name=CONFIG)
+    scorer = CheckpointScorer(cache_dir, args.data_root,
+                              osp.join(args.work_dir, 'scoring'),
+                              args.options)
+    seeds = [run_seed(seed, args, cache_dir, scorer)
+             for seed in range(args.seeds)]
+    record = dict(
+        command=shlex.join(['python', 'tools/analysis_tools/'
+                            'diagnose_unseen.py', *argv]),
+        date=datetime.datetime.now().astimezone().isoformat(
+            timespec='seconds'),
+        torch_threads=torch.get_num_threads(),
+        stage2_iters=seeds[0]['curve'][-1]['iteration'],
+        options=args.options,
+        object_mask_thr=scorer.threshold,
+        unseen_classes=[scorer.classes[i] for i in scorer.unseen_ids],
+        seeds=seeds)
+    report = osp.splitext(args.out)[0] + '.md'
+    with open(args.out, 'w') as f:
+        json.dump(record, f, indent=1)
+    text = format_report(record, osp.basename(args.out))
+    with open(report, 'w') as f:
+        f.write(text)
+    print(text)
+    print(f'written: {args.out}, {report}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
