@@ -53,38 +53,40 @@ def test_mean_std_is_the_sample_std(ablation):
 def test_verdict_matches_when_each_component_helps(ablation):
     results = fake_results({
         'projection': [0, 0, 0], 'gmmn': [5, 6, 4], 'p': [8, 9, 7],
-        'p_a': [10, 12, 9], 'pading': [14, 13, 15]})
+        'p_a': [10, 12, 9], 'pading': [14, 15, 13]})
     lines = ablation.ordering_verdict(results, labels(ablation))
     assert lines[0].startswith('**The ordering matches the paper**')
-    assert '4 of 4 do so in every seed' in lines[0]
+    assert '0 of 4 lower it significantly' in lines[0]
     assert not any('unlike the paper' in line for line in lines)
-    # Paired, seed by seed: P + A beats P in every seed.
-    assert any(line.startswith('- P + A > P') and '3 of 3 seeds' in line
-               for line in lines)
+    # Paired, seed by seed: P + A minus P is 2, 3, 2.
+    (step, ) = [line for line in lines if line.startswith('- P + A > P:')]
+    assert 'difference +2.3' in step and 'higher in 3 of 3 seeds' in step
 
 
-def test_verdict_calls_a_rise_not_seen_in_every_seed_noise(ablation):
+def test_verdict_calls_a_rise_that_is_not_significant_noise(ablation):
     results = fake_results({
         'projection': [0, 0, 0], 'gmmn': [5, 6, 4], 'p': [8, 9, 7],
         'p_a': [10, 12, 9], 'pading': [30, 5, 8]})
     lines = ablation.ordering_verdict(results, labels(ablation))
-    assert lines[0].startswith('**The ordering matches the paper**')
-    assert '3 of 4 do so in every seed' in lines[0]
-    (noisy, ) = [line for line in lines if 'noise' in line]
-    assert noisy.startswith('- PADing (P + A + D) > P + A')
-    assert '1 of 3 seeds' in noisy
+    # The mean rises (14.3 vs 10.3) but the paired test finds nothing.
+    assert lines[0].startswith('**The ordering partly matches the paper**')
+    assert '3 of 4 added components' in lines[0]
+    (noisy, ) = [line for line in lines if 'no significant' in line]
+    assert noisy.startswith('- PADing (P + A + D) ≈ P + A')
+    assert 'higher in 1 of 3 seeds' in noisy
 
 
 def test_verdict_names_the_step_that_breaks_the_order(ablation):
     results = fake_results({
         'projection': [0, 0, 0], 'gmmn': [5, 6, 4], 'p': [3, 2, 1],
-        'p_a': [10, 12, 9], 'pading': [14, 13, 15]})
+        'p_a': [10, 12, 9], 'pading': [14, 15, 13]})
     lines = ablation.ordering_verdict(results, labels(ablation))
     assert lines[0].startswith('**The ordering partly matches the paper**')
     assert '3 of 4 added components' in lines[0]
+    assert '1 of 4 lower it significantly' in lines[0]
     broken = [line for line in lines if 'unlike the paper' in line]
     assert len(broken) == 1 and broken[0].startswith('- P < GMMN')
-    assert '0 of 3 seeds' in broken[0]
+    assert 'higher in 0 of 3 seeds' in broken[0]
 
 
 def test_report_tables_charts_and_raw_metrics(ablation, tmp_path):
@@ -97,10 +99,11 @@ def test_report_tables_charts_and_raw_metrics(ablation, tmp_path):
     assert (tmp_path / 'r' / 'abl.md').read_text() == text
     for row in ('| Projection |', '| GMMN |', '| PADing (P + A + D) |'):
         assert sum(line.startswith(row) for line in text.splitlines()) == 3
-    # Table 1 HM-PQ of PADing: mean 14.0, sample std 1.0.
+    # Table 1 HM-PQ of PADing: mean 14.0, sample std 1.0, so the 95% CI
+    # half-width is t(0.975, 2) / sqrt(3) = 4.303 / 1.732 = 2.5.
     pading_row = next(line for line in text.splitlines()
                       if line.startswith('| PADing (P + A + D) | 60.0'))
-    assert '| 14.0 ± 1.0 |' in pading_row
+    assert '| 14.0 ± 2.5 |' in pading_row
     assert '| 400 (default) |' in text and '| 100 |' in text
     assert '| PADing (P + A + D) | 41.5 | 15.3 | 22.3 |' in text
     for png in ('abl.png', 'abl_primitives.png'):
@@ -108,6 +111,21 @@ def test_report_tables_charts_and_raw_metrics(ablation, tmp_path):
     raw = json.loads((tmp_path / 'r' / 'abl.json').read_text())
     assert raw['seeds'] == [0, 1, 2]
     assert raw['variants']['gmmn']['1']['gzsl_panoptic/PQ_hm'] == 6
+
+
+def test_report_names_the_split_of_its_data_set(ablation, tmp_path):
+    root = tmp_path / 'other_split'
+    root.mkdir()
+    (root / 'split.json').write_text(json.dumps(
+        dict(name='toy', seen=['blue circle', 'grey stripes'],
+             unseen=['red circle', 'purple checker'])))
+    results = fake_results({'projection': [0, 0], 'pading': [3, 4]})
+    args = ablation.parse_args(['--data-root', str(root), '--out',
+                                str(tmp_path / 'abl.md')])
+    text = ablation.write_report(results, {}, args, None, elapsed_s=None)
+    assert 'all 4 classes; unseen: red circle, purple checker' in text
+    assert 'blue circle' not in text.split('```')[0].split('unseen:')[1]
+    assert 'split unknown' in ablation.split_description(str(tmp_path))
 
 
 def test_bad_arguments_are_refused(ablation):

@@ -43,6 +43,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from seed_statistics import ALPHA, MeanCI, paired_comparison
+
 import mmpading  # noqa: F401  (registers components)
 from mmpading.apis import evaluate_toy_config, train_toy_config
 from mmpading.apis.feature_cache_builder import build_feature_cache
@@ -236,15 +238,13 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), std
 
 
-def summarise(runs: dict[int, dict[str, float]],
-              key: str) -> tuple[float, float]:
-    return mean_std([m.get(key, math.nan) for m in runs.values()])
+def summarise(runs: dict[int, dict[str, float]], key: str) -> MeanCI:
+    """Mean, std and 95% CI of one metric over a variant's seeds."""
+    return MeanCI.of([m.get(key, math.nan) for m in runs.values()])
 
 
-def fmt(mean: float, std: float) -> str:
-    if math.isnan(mean):
-        return 'n/a'
-    return f'{mean:.1f} ± {std:.1f}'
+def per_seed(runs: dict[int, dict[str, float]], key: str) -> dict[int, float]:
+    return {seed: m[key] for seed, m in runs.items() if key in m}
 
 
 def ordering_verdict(results: dict[str, dict[int, dict[str, float]]],
@@ -252,10 +252,11 @@ def ordering_verdict(results: dict[str, dict[int, dict[str, float]]],
     """Plain-language comparison of our HM-PQ ordering with the paper's.
 
     The paper's Table 1 adds one component per row and each raises HM-PQ:
-    projection < GMMN < P < P + A < PADing. Each adjacent pair is checked
-    on the means and seed by seed (every variant shares the seeds and the
-    stage-1 weights, so the per-seed comparison is paired). A step whose
-    mean rises but not in every seed is reported as within seed noise.
+    projection < GMMN < P < P + A < PADing. Every variant shares the seeds
+    and the stage-1 weights, so each adjacent pair is compared seed by seed
+    (:func:`seed_statistics.paired_comparison`): a step holds when the
+    paired t-test finds HM-PQ higher (p < 0.05), is broken when it finds it
+    lower, and does not show when it finds no significant difference.
 
     Args:
         results: ``{variant key: {seed: metrics}}`` in Table 1 order.
@@ -267,44 +268,45 @@ def ordering_verdict(results: dict[str, dict[int, dict[str, float]]],
     keys = list(results)
     stats = {k: summarise(results[k], HM_PQ) for k in keys}
     lines = []
-    rises = robust = 0
+    verdicts = []
     for lower, upper in zip(keys, keys[1:]):
-        seeds = sorted(set(results[lower]) & set(results[upper]))
-        pairs = [(results[upper][s].get(HM_PQ, math.nan),
-                  results[lower][s].get(HM_PQ, math.nan)) for s in seeds]
-        wins = sum(u > low for u, low in pairs)
-        ties = sum(u == low for u, low in pairs)
-        upper_mean, lower_mean = stats[upper][0], stats[lower][0]
-        rises += upper_mean > lower_mean
-        robust += upper_mean > lower_mean and wins == len(seeds)
-        if upper_mean > lower_mean and wins == len(seeds):
-            relation, verdict = '>', 'as in the paper, in every seed.'
-        elif upper_mean > lower_mean:
-            relation, verdict = '>', (
-                'as in the paper on average, but not in every seed: '
-                'within seed-to-seed noise.')
-        else:
-            relation = '=' if upper_mean == lower_mean else '<'
-            verdict = '**unlike the paper**.'
+        comparison = paired_comparison(per_seed(results[upper], HM_PQ),
+                                       per_seed(results[lower], HM_PQ))
+        verdicts.append(comparison.verdict())
+        relation = {'higher': '>', 'lower': '<'}.get(comparison.verdict(),
+                                                      '≈')
+        meaning = {
+            'higher': 'as in the paper.',
+            'lower': '**unlike the paper**: significantly lower.',
+        }.get(comparison.verdict(),
+              'no significant difference: the paper\'s step does not show '
+              'here.')
         lines.append(
             f'- {labels[upper]} {relation} {labels[lower]}: HM-PQ '
-            f'{upper_mean:.1f} vs {lower_mean:.1f} (higher in {wins} of '
-            f'{len(seeds)} seeds' + (f', equal in {ties}' if ties else '') +
-            f') — {verdict}')
+            f'{stats[upper].mean:.1f} vs {stats[lower].mean:.1f}, '
+            f'difference {comparison.mean_diff:+.1f} ± '
+            f'{comparison.half_width:.1f} (95% CI), paired t-test p = '
+            f'{comparison.p_value:.3f}, higher in {comparison.wins} of '
+            f'{comparison.n} seeds'
+            + (f', equal in {comparison.ties}' if comparison.ties else '')
+            + f' — {meaning}')
     steps = len(keys) - 1
-    ranked = sorted(keys, key=lambda k: stats[k][0])
+    rises = verdicts.count('higher')
+    drops = verdicts.count('lower')
+    ranked = sorted(keys, key=lambda k: stats[k].mean)
     if rises == steps:
-        head = ('**The ordering matches the paper** on the means: every '
-                'added component raises mean HM-PQ')
+        head = ('**The ordering matches the paper**: every added component '
+                'raises HM-PQ significantly')
     elif rises == 0:
         head = ('**The ordering does not match the paper**: no added '
-                'component raises mean HM-PQ')
+                'component raises HM-PQ significantly')
     else:
         head = (f'**The ordering partly matches the paper**: {rises} of '
-                f'{steps} added components raise mean HM-PQ')
-    head += (f'; {robust} of {steps} do so in every seed. Ranked by mean '
-             'HM-PQ: ' + ' < '.join(f'{labels[k]} ({stats[k][0]:.1f})'
-                                    for k in ranked) + '.')
+                f'{steps} added components raise HM-PQ significantly')
+    head += (f' (paired t-test over seeds, p < {ALPHA}); {drops} of {steps} '
+             'lower it significantly. Ranked by mean HM-PQ: '
+             + ' < '.join(f'{labels[k]} ({stats[k].mean:.1f})'
+                          for k in ranked) + '.')
     return [head, ''] + lines
 
 
@@ -318,7 +320,7 @@ def table(results: dict[str, dict[int, dict[str, float]]],
     lines = [header, '|---' * (1 + 3 * len(metrics)) + '|']
     for key, runs in results.items():
         cells = [
-            fmt(*summarise(runs, f'{prefix}_{group}'))
+            summarise(runs, f'{prefix}_{group}').format()
             for _, prefix in metrics for group in GROUPS
         ]
         lines.append(f'| {labels[key]} | ' + ' | '.join(cells) + ' |')
@@ -340,7 +342,7 @@ def paper_table1() -> list[str]:
 
 def bar_chart(results: dict[str, dict[int, dict[str, float]]],
               labels: dict[str, str], path: str) -> None:
-    """HM and unseen figures per variant, error bars = std over seeds."""
+    """HM and unseen figures per variant, error bars = 95% CIs over seeds."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -358,13 +360,13 @@ def bar_chart(results: dict[str, dict[int, dict[str, float]]],
     for i, key in enumerate(keys):
         stats = [summarise(results[key], metric) for _, metric in shown]
         ax.bar(x + (i - (len(keys) - 1) / 2) * width,
-               [s[0] for s in stats],
+               [s.mean for s in stats],
                width,
-               yerr=[s[1] for s in stats],
+               yerr=[s.half_width for s in stats],
                capsize=2,
                label=labels[key])
     ax.set_xticks(x, [name for name, _ in shown])
-    ax.set_ylabel('score (mean ± std over seeds)')
+    ax.set_ylabel('score (mean, 95% CI over seeds)')
     seeds = len(next(iter(results.values())))
     ax.set_title(f'Toy data set: stage-2 variants ({seeds} seeds each)')
     ax.legend(fontsize=8, ncol=len(keys))
@@ -386,12 +388,13 @@ def sweep_chart(sweep: dict[int, dict[int, dict[str, float]]],
                          ('PQ unseen', 'gzsl_panoptic/PQ_unseen'),
                          ('PQ seen', 'gzsl_panoptic/PQ_seen')):
         stats = [summarise(sweep[n], metric) for n in sizes]
-        ax.errorbar(sizes, [s[0] for s in stats], yerr=[s[1] for s in stats],
+        ax.errorbar(sizes, [s.mean for s in stats],
+                    yerr=[s.half_width for s in stats],
                     marker='o', capsize=3, label=name)
     ax.set_xscale('log', base=2)
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.set_xlabel('number of primitives')
-    ax.set_ylabel('PQ (mean ± std over seeds)')
+    ax.set_ylabel('PQ (mean, 95% CI over seeds)')
     ax.set_title('Toy data set: PADing vs primitive bank size')
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -436,6 +439,18 @@ def figure_section(args: argparse.Namespace, out_dir: str) -> list[str]:
     return ['## Figures', ''] + lines if lines else []
 
 
+def split_description(data_root: str) -> str:
+    """The classes and the unseen ones of the data set's own split."""
+    path = osp.join(data_root, 'split.json')
+    if not osp.isfile(path):
+        return f'split unknown: {path} is missing'
+    with open(path) as f:
+        split = json.load(f)
+    total = len(split['seen']) + len(split['unseen'])
+    return (f'`{data_root}`, split {split.get("name", "?")!r}: all {total} '
+            f'classes; unseen: {", ".join(split["unseen"])}')
+
+
 def write_report(results: dict[str, dict[int, dict[str, float]]],
                  sweep: dict[int, dict[int, dict[str, float]]],
                  args: argparse.Namespace, stage1: dict[str, float] | None,
@@ -467,12 +482,12 @@ def write_report(results: dict[str, dict[int, dict[str, float]]],
     lines = [
         '# Toy ablation: the paper\'s story on the toy data set', '',
         'Every figure here comes from one command (below); rerun it to '
-        'reproduce them. Values are mean ± sample std over '
-        f'{len(seeds)} stage-2 seeds ({", ".join(map(str, seeds))}; the '
-        'primitive sweep: its own seeds, below); '
-        'every variant starts from the same stage-1 checkpoint, trained '
-        'once. Scores are in %, on the toy validation set (all 15 '
-        'classes; unseen: blue circle, yellow square, brown checker).', '',
+        'reproduce them. Values are mean ± the half-width of the 95% '
+        f'confidence interval (Student t) over {len(seeds)} stage-2 seeds '
+        f'({", ".join(map(str, seeds))}; the primitive sweep: its own '
+        'seeds, below); every variant starts from the same stage-1 '
+        'checkpoint, trained once. Scores are in %, on the toy validation '
+        f'set ({split_description(args.data_root)}).', '',
         '```bash', command.strip(), '```', '',
         f'- Schedule: {iters}, batch 8, 128 px, CPU.',
         f'- Machine: {platform.machine()}, Python '
