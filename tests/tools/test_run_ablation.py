@@ -128,11 +128,60 @@ def test_report_names_the_split_of_its_data_set(ablation, tmp_path):
     assert 'split unknown' in ablation.split_description(str(tmp_path))
 
 
+def test_lambda_variants_scale_a_and_d_only(ablation):
+    assert ablation.lambda_variant('pading', 1e-4).key == 'pading'
+    variant = ablation.lambda_variant('p_a', 0.01)
+    assert variant.key == 'p_a_lambda0.01'
+    assert variant.config == 'pading_toy_stage2_p_a'
+    assert variant.options == {'model.zero_shot.lambda_weight': 0.01}
+
+
+def test_lambda_section_pairs_pading_with_p_a(ablation, tmp_path):
+    def runs(values, share):
+        return {seed: {**fake_metrics(value),
+                       'grad_share/ad_ratio': share}
+                for seed, value in enumerate(values)}
+
+    lambdas = {'p_a': {1e-4: runs([5, 6, 7], 1e-4), 1.0: runs([5, 5, 5], 0.5)},
+               'pading': {1e-4: runs([5, 6, 7], 2e-4),
+                          1.0: runs([8, 9, 10], 0.7)}}
+    results = fake_results({'projection': [0, 0, 0], 'pading': [5, 6, 7]})
+    args = ablation.parse_args(['--out', str(tmp_path / 'abl.md')])
+    text = ablation.write_report(results, {}, args, None, None, lambdas)
+    rows = {line.split(' | ')[0]: line for line in text.splitlines()
+            if line.startswith('| 0.0001 |') or line.startswith('| 1 |')}
+    # lambda 1: PADing - P + A is 3, 4, 5: mean +4.0, significant.
+    assert '| +4.0 ± 2.5 |' in rows['| 1']
+    assert rows['| 1'].endswith('| 0.5 | 0.7 |')
+    # lambda 1e-4: no difference, p = 1.
+    assert '| +0.0 ± 0.0 | 1.000 | 0.0001 | 0.0002 |' in rows['| 0.0001']
+    raw = json.loads((tmp_path / 'abl.json').read_text())
+    assert raw['lambdas']['pading']['1']['2']['gzsl_panoptic/PQ_hm'] == 10
+
+
+def test_gradient_shares_are_averaged_over_the_log(ablation, tmp_path):
+    assert ablation.training_gradient_shares(str(tmp_path)) == {}
+    log = tmp_path / '20260101_000000' / 'vis_data'
+    log.mkdir(parents=True)
+    lines = [{'step': 20, 'grad_share/ad_ratio': 0.1, 'loss': 1.0},
+             {'step': 40, 'grad_share/ad_ratio': 0.3,
+              'grad_share/align': 0.2}, {'step': 40, 'lr': 0.1}]
+    (log / 'scalars.json').write_text(
+        '\n'.join(json.dumps(line) for line in lines) + '\n')
+    shares = ablation.training_gradient_shares(str(tmp_path))
+    assert shares == {'grad_share/ad_ratio': pytest.approx(0.2),
+                      'grad_share/align': pytest.approx(0.2)}
+
+
 def test_bad_arguments_are_refused(ablation):
     with pytest.raises(SystemExit):
         ablation.parse_args(['--seeds', '0'])
     with pytest.raises(SystemExit):
         ablation.parse_args(['--variants', 'nope'])
+    with pytest.raises(SystemExit):
+        ablation.parse_args(['--lambdas', '0'])
+    with pytest.raises(SystemExit):
+        ablation.parse_args(['--lambda-seeds', '3'])
 
 
 @pytest.mark.slow
@@ -184,7 +233,8 @@ def test_tiny_ablation_from_the_feature_cache(tiny_toy_root, tmp_path):
         sys.executable, str(SCRIPT), '--data-root', tiny_toy_root,
         '--work-dir', str(work_dir), '--out', str(out), '--seeds', '0',
         '1', '--variants', 'gmmn', 'pading', '--primitives',
-        '--stage1-iters', '1', '--stage2-iters', '2', '--feature-cache'
+        '--lambdas', '1e-4', '1', '--stage1-iters', '1', '--stage2-iters',
+        '2', '--feature-cache'
     ]
     result = subprocess.run(command, cwd=REPO, capture_output=True,
                             text=True, timeout=900)
@@ -204,6 +254,15 @@ def test_tiny_ablation_from_the_feature_cache(tiny_toy_root, tmp_path):
             # PADingFromCache's: the learner and cls_embed, no segmenter.
             assert not any(key.startswith('backbone.')
                            for key in state['state_dict'])
+    # The lambda sweep: P + A and PADing at 1e-4 (PADing's runs are the
+    # Table 1 row's) and at 1.
+    assert set(raw['lambdas']) == {'p_a', 'pading'}
+    assert raw['lambdas']['pading']['0.0001'] == raw['variants']['pading']
+    assert not (work_dir / 'pading_lambda0.0001').exists()
+    config = (work_dir / 'pading_lambda1' / 'seed0' /
+              'pading_toy_stage2.py').read_text()
+    assert 'lambda_weight=1' in config.replace(' ', '')
+    assert '| λ | P + A HM-PQ |' in out.read_text()
 
 
 def test_report_only_without_runs_says_what_to_do(tmp_path):

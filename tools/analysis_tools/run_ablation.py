@@ -32,6 +32,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import math
 import os
@@ -77,6 +78,12 @@ ABLATION_VARIANTS = (
     Variant('pading', 'PADing (P + A + D)', 'pading_toy_stage2'),
 )
 DEFAULT_PRIMITIVES = 400  # the PADing config's bank size
+DEFAULT_LAMBDA = 1e-4  # ZeroShotLearner's lambda_weight (panoptic)
+# The variants whose A (and D) the lambda sweep scales.
+LAMBDA_BASES = ('p_a', 'pading')
+# Logged by GradientShareHook every logger interval; averaged per run.
+GRADIENT_SHARES = ('grad_share/ad_ratio', 'grad_share/align',
+                   'grad_share/disentangle')
 
 TABLE1 = (('PQ', 'gzsl_panoptic/PQ'), ('SQ', 'gzsl_panoptic/SQ'),
           ('RQ', 'gzsl_panoptic/RQ'))
@@ -111,6 +118,17 @@ def primitive_variant(num_primitives: int) -> Variant:
         {'model.zero_shot.generator.num_primitives': num_primitives})
 
 
+def lambda_variant(base: str, lambda_weight: float) -> Variant:
+    """P + A or PADing with another lambda (the weight of A and D)."""
+    variant = next(v for v in ABLATION_VARIANTS if v.key == base)
+    if lambda_weight == DEFAULT_LAMBDA:
+        return variant
+    return Variant(
+        f'{base}_lambda{lambda_weight:g}',
+        f'{variant.label}, λ = {lambda_weight:g}', variant.config,
+        {**variant.options, 'model.zero_shot.lambda_weight': lambda_weight})
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -140,6 +158,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=[100, 200, 400, 800],
         help='primitive bank sizes of the sweep; none: no sweep')
     parser.add_argument(
+        '--lambdas',
+        type=float,
+        nargs='*',
+        default=[],
+        help='lambda values (the weight of A and D) of a sweep of P + A and '
+        f'PADing; {DEFAULT_LAMBDA:g} is the configs\' (default: no sweep)')
+    parser.add_argument(
+        '--lambda-seeds',
+        type=int,
+        nargs='+',
+        help='seeds of the lambda sweep (default: --sweep-seeds)')
+    parser.add_argument(
         '--stage1-iters', type=int, help='default: the stage-1 config')
     parser.add_argument(
         '--stage2-iters', type=int, help='default: the stage-2 configs')
@@ -161,11 +191,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.sweep_seeds is None:
         args.sweep_seeds = args.seeds
-    if len(args.seeds) < 2 or len(args.sweep_seeds) < 2:
-        parser.error('--seeds and --sweep-seeds need at least two seeds '
-                     'each, for a std')
+    if args.lambda_seeds is None:
+        args.lambda_seeds = args.sweep_seeds
+    if min(len(args.seeds), len(args.sweep_seeds),
+           len(args.lambda_seeds)) < 2:
+        parser.error('--seeds, --sweep-seeds and --lambda-seeds need at '
+                     'least two seeds each, for a confidence interval')
     if any(n < 1 for n in args.primitives):
         parser.error('--primitives must be positive')
+    if any(not 0 < value <= 100 for value in args.lambdas):
+        parser.error('--lambdas must be in (0, 100]')
     return args
 
 
@@ -221,6 +256,7 @@ def run_variant(variant: Variant, seed: int, stage1: str,
                                   args.data_root, options=variant.options,
                                   feature_cache=feature_cache_dir(args))
     metrics = {key: float(value) for key, value in metrics.items()}
+    metrics.update(training_gradient_shares(path))
     metrics['wall_time_s'] = time.time() - start
     with open(osp.join(path, 'metrics.json'), 'w') as f:
         json.dump(metrics, f, indent=1)
@@ -228,6 +264,23 @@ def run_variant(variant: Variant, seed: int, stage1: str,
 
 
 # ------------------------------------------------------------- statistics
+def training_gradient_shares(work_dir: str) -> dict[str, float]:
+    """The mean over a run's log of each gradient share GradientShareHook
+    logged (``scalars.json`` of its latest log folder); none without."""
+    logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                     'scalars.json')))
+    if not logs:
+        return {}
+    values: dict[str, list[float]] = {}
+    with open(logs[-1]) as f:
+        for line in f:
+            record = json.loads(line)
+            for key in GRADIENT_SHARES:
+                if key in record:
+                    values.setdefault(key, []).append(float(record[key]))
+    return {key: statistics.fmean(v) for key, v in values.items()}
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (n - 1); std is 0 for one value.
     """
@@ -403,6 +456,53 @@ def sweep_chart(sweep: dict[int, dict[int, dict[str, float]]],
     plt.close(fig)
 
 
+def share_of(runs: dict[int, dict[str, float]], key: str) -> str:
+    """Mean over seeds of a logged gradient share, three digits."""
+    values = [m[key] for m in runs.values() if key in m]
+    return f'{statistics.fmean(values):.3g}' if values else 'n/a'
+
+
+def lambda_section(lambdas: dict[str, dict[float, dict[int, dict]]]
+                   ) -> list[str]:
+    """The lambda sweep: HM-PQ of P + A and PADing per lambda, the paired
+    difference PADing - (P + A) and the gradient share of A + D."""
+    values = sorted({v for by_value in lambdas.values() for v in by_value})
+    p_a, pading = lambdas.get('p_a', {}), lambdas.get('pading', {})
+    lines = [
+        '## λ sweep: how strongly A and D act', '',
+        'λ weights the alignment (A) and disentanglement (D) losses in the '
+        f'generator step ({DEFAULT_LAMBDA:g}: the configs\', the paper\'s '
+        'panoptic value). A + D share: the norm of their gradient on the '
+        'generator over that of MMD + the synthetic CE '
+        '(`grad_share/ad_ratio`, GradientShareHook), mean over the log and '
+        'the seeds. PADing − P + A: the paired difference of HM-PQ over the '
+        'seeds both ran, with its 95% CI and paired t-test.', '',
+        '| λ | P + A HM-PQ | PADing HM-PQ | PADing unseen PQ | '
+        'PADing − P + A | p | A + D share (P + A) | A + D share (PADing) |',
+        '|---|---|---|---|---|---|---|---|'
+    ]
+    for value in values:
+        cells = [
+            summarise(p_a[value], HM_PQ).format() if value in p_a else 'n/a',
+            summarise(pading[value], HM_PQ).format()
+            if value in pading else 'n/a',
+            summarise(pading[value], 'gzsl_panoptic/PQ_unseen').format()
+            if value in pading else 'n/a'
+        ]
+        if value in p_a and value in pading and len(
+                set(p_a[value]) & set(pading[value])) > 1:
+            diff = paired_comparison(per_seed(pading[value], HM_PQ),
+                                     per_seed(p_a[value], HM_PQ))
+            cells += [f'{diff.mean_diff:+.1f} ± {diff.half_width:.1f}',
+                      f'{diff.p_value:.3f}']
+        else:
+            cells += ['n/a', 'n/a']
+        cells += [share_of(p_a.get(value, {}), GRADIENT_SHARES[0]),
+                  share_of(pading.get(value, {}), GRADIENT_SHARES[0])]
+        lines.append(f'| {value:g} | ' + ' | '.join(cells) + ' |')
+    return lines + ['']
+
+
 def figure_section(args: argparse.Namespace, out_dir: str) -> list[str]:
     """Figures 5 and 6 analogues, when they sit beside the report.
 
@@ -454,7 +554,9 @@ def split_description(data_root: str) -> str:
 def write_report(results: dict[str, dict[int, dict[str, float]]],
                  sweep: dict[int, dict[int, dict[str, float]]],
                  args: argparse.Namespace, stage1: dict[str, float] | None,
-                 elapsed_s: float | None) -> str:
+                 elapsed_s: float | None,
+                 lambdas: dict[str, dict[float, dict[int, dict]]]
+                 | None = None) -> str:
     """Write the Markdown report, the charts and the raw metrics.
 
     Returns:
@@ -539,6 +641,8 @@ def write_report(results: dict[str, dict[int, dict[str, float]]],
         ]
         if sweep_png:
             lines += [f'![primitives]({osp.basename(sweep_png)})', '']
+    if lambdas:
+        lines += lambda_section(lambdas)
     lines += figure_section(args, out_dir)
     lines += [
         '## The paper\'s COCO figures (R-50)', '',
@@ -567,6 +671,9 @@ def write_report(results: dict[str, dict[int, dict[str, float]]],
                      for k, runs in results.items()},
         'primitives': {str(n): {str(s): m for s, m in runs.items()}
                        for n, runs in sweep.items()},
+        'lambdas': {base: {f'{value:g}': {str(s): m for s, m in runs.items()}
+                           for value, runs in by_value.items()}
+                    for base, by_value in (lambdas or {}).items()},
         'stage1': stage1,
     }
     with open(stem + '.json', 'w') as f:
@@ -575,13 +682,25 @@ def write_report(results: dict[str, dict[int, dict[str, float]]],
 
 
 def collect(args: argparse.Namespace,
-            stage1_checkpoint: str | None) -> tuple[dict, dict]:
-    """Train/evaluate (or read from the cache) every run."""
+            stage1_checkpoint: str | None) -> tuple[dict, dict, dict]:
+    """Train/evaluate (or read from the cache) every run.
+
+    Returns:
+        tuple: Table 1 ``{variant key: {seed: metrics}}``, the primitive
+        sweep ``{bank size: {seed: metrics}}`` and the lambda sweep
+        ``{base key: {lambda: {seed: metrics}}}``; a run two of them share
+        (the defaults) is trained once.
+    """
     variants = [v for v in ABLATION_VARIANTS if v.key in args.variants]
     sweep_variants = {n: primitive_variant(n) for n in args.primitives}
+    lambda_variants = {(base, value): lambda_variant(base, value)
+                       for base in LAMBDA_BASES for value in args.lambdas}
     planned = [(v, s) for v in variants for s in args.seeds]
     planned += [(v, s) for v in sweep_variants.values()
-                if v not in variants for s in args.sweep_seeds]
+                for s in args.sweep_seeds]
+    planned += [(v, s) for v in lambda_variants.values()
+                for s in args.lambda_seeds]
+    planned = list({(v.key, s): (v, s) for v, s in planned}.values())
     results: dict[str, dict[int, dict]] = {}
     for index, (variant, seed) in enumerate(planned, start=1):
         if args.report_only:
@@ -592,16 +711,25 @@ def collect(args: argparse.Namespace,
             banner(f'[{index}/{len(planned)}] {variant.label}, seed {seed}')
             metrics = run_variant(variant, seed, stage1_checkpoint, args)
         results.setdefault(variant.key, {})[seed] = metrics
-    table1 = {v.key: results[v.key] for v in variants if v.key in results}
-    sweep = {
-        n: {s: m for s, m in results[v.key].items() if s in args.sweep_seeds}
-        for n, v in sweep_variants.items() if v.key in results
-    }
+
+    def runs_of(variant: Variant, seeds: Sequence[int]) -> dict:
+        return {s: m for s, m in results.get(variant.key, {}).items()
+                if s in seeds}
+
+    table1 = {v.key: runs_of(v, args.seeds) for v in variants
+              if runs_of(v, args.seeds)}
+    sweep = {n: runs_of(v, args.sweep_seeds)
+             for n, v in sweep_variants.items()
+             if runs_of(v, args.sweep_seeds)}
+    lambdas: dict[str, dict[float, dict]] = {}
+    for (base, value), variant in lambda_variants.items():
+        if runs := runs_of(variant, args.lambda_seeds):
+            lambdas.setdefault(base, {})[value] = runs
     if not table1:
         raise SystemExit(
             f'No finished runs in {args.work_dir}: run without '
             '--report-only first.')
-    return table1, sweep
+    return table1, sweep, lambdas
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -629,9 +757,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.feature_cache and not args.report_only:
         banner('Feature cache of the stage-1 segmenter (built once)')
         build_stage1_feature_cache(args, stage1_checkpoint)
-    results, sweep = collect(args, stage1_checkpoint)
+    results, sweep, lambdas = collect(args, stage1_checkpoint)
     text = write_report(results, sweep, args, stage1_metrics,
-                        None if args.report_only else time.time() - start)
+                        None if args.report_only else time.time() - start,
+                        lambdas)
     banner(f'Report: {args.out}')
     print(text)
 
