@@ -41,10 +41,14 @@ CASES = ['pading_toy_stage2', 'pading_toy_stage2_gmmn',
          'pading_toy_stage2_projection']
 BATCH_INDICES = (0, 1, 2, 3)
 STEPS = 2
-# Float noise of another BLAS or CPU, far below any change of behaviour:
-# relative for losses and norms; absolute floors for exact zeros (losses)
-# and for sums whose terms cancel (tensors).
-RTOL, LOSS_ATOL, SUM_ATOL = 1e-5, 1e-9, 1e-6
+# Float noise of another BLAS, CPU or memory layout, far below any change
+# of behaviour: relative for losses and norms; absolute floors for exact
+# zeros (losses) and for tensors that hold only noise: the attention key
+# biases get an analytically zero gradient (the softmax ignores a shift
+# shared by all keys), so after Adam's steps they hold its normalised
+# rounding noise, ~1e-6 in norm and different from run to run, where one
+# real Adam step moves a tensor by about lr = 5e-4 per element (~1e-2).
+RTOL, LOSS_ATOL, TENSOR_ATOL = 1e-5, 1e-9, 1e-4
 
 
 def seed_everything(seed: int) -> None:
@@ -123,8 +127,9 @@ def test_stage2_step_matches_the_recorded_behaviour(name, tiny_toy_root,
         got_shape, got_total, got_norm = result['tensors'][key]
         assert got_shape == shape, key
         assert got_total == pytest.approx(total, rel=RTOL,
-                                          abs=SUM_ATOL), key
-        assert got_norm == pytest.approx(norm, rel=RTOL), key
+                                          abs=TENSOR_ATOL), key
+        assert got_norm == pytest.approx(norm, rel=RTOL,
+                                         abs=TENSOR_ATOL), key
 
 
 def test_the_recorded_steps_move_the_learner(tiny_toy_root, tmp_path):

@@ -92,11 +92,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help='dotted overrides of the stage-2 config for every seed '
         '(values parsed as JSON where they can be, e.g. '
         'model.zero_shot.num_unseen_per_iter=10)')
+    parser.add_argument(
+        '--threads', type=int, default=0,
+        help="torch CPU threads (default 0: torch's default)")
     parser.add_argument('--out', default=DEFAULT_OUT,
                         help='the JSON; the Markdown report goes beside it')
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f'--seeds must be at least 1, got {args.seeds}')
+    if args.threads < 0:
+        parser.error(f'--threads must be >= 0, got {args.threads}')
     if args.interval < 1:
         parser.error(f'--interval must be at least 1, got {args.interval}')
     if not osp.isfile(args.stage1_checkpoint):
@@ -389,6 +394,8 @@ def format_report(record: dict, json_name: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cache_dir = args.feature_cache or osp.join(args.work_dir,
                                                'feature_cache')
     cfg = toy_config(CONFIG, args.data_root, **args.options)
