@@ -143,8 +143,8 @@ def train_toy_config(name: str,
             which is checked; :func:`~mmpading.apis.feature_cache_builder.
             cached_stage2_config`).
         checkpoint_interval (int, optional): Keep a checkpoint every this
-            many iterations (besides the last). None: the config's, or
-            only the last one with ``max_iters``.
+            many iterations (all of them, and the last). None: the
+            config's, or only the last one with ``max_iters``.
 
     Returns:
         str: The final checkpoint.
@@ -160,7 +160,8 @@ def train_toy_config(name: str,
     if max_iters is not None:
         scale_schedule(cfg, max_iters)
     if checkpoint_interval is not None:
-        cfg.default_hooks.checkpoint.interval = checkpoint_interval
+        cfg.default_hooks.checkpoint.update(interval=checkpoint_interval,
+                                            max_keep_ckpts=-1)
     check_zero_shot_training_data(cfg)  # seen-only training data
     if feature_cache is not None:
         cfg = cached_stage2_config(cfg, feature_cache, load_from)

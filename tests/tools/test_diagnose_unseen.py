@@ -89,7 +89,7 @@ def test_tiny_diagnosis_end_to_end(tiny_toy_root, stage1_checkpoint,
                                    tmp_path):
     out = tmp_path / 'diag.json'
     assert TOOL.main([
-        stage1_checkpoint, '--seeds', '2', '--stage2-iters', '4',
+        stage1_checkpoint, '--seeds', '2', '--stage2-iters', '6',
         '--interval', '2', '--data-root', tiny_toy_root, '--work-dir',
         str(tmp_path / 'runs'), '--out', str(out)
     ]) == 0
@@ -100,7 +100,7 @@ def test_tiny_diagnosis_end_to_end(tiny_toy_root, stage1_checkpoint,
         record['unseen_classes'])
     assert expected_gt > 0
     for entry in record['seeds']:
-        assert [p['iteration'] for p in entry['curve']] == [2, 4]
+        assert [p['iteration'] for p in entry['curve']] == [2, 4, 6]
         for point in entry['curve']:
             segments = point['unseen_segments']
             # Every unseen segment of the annotation file is looked at.
@@ -112,7 +112,7 @@ def test_tiny_diagnosis_end_to_end(tiny_toy_root, stage1_checkpoint,
             assert set(point['weights']['unseen']) == set(
                 record['unseen_classes'])
     report = out.with_suffix('.md').read_text()
-    assert '| seed | iter 2 | iter 4 |' in report
+    assert '| seed | iter 2 | iter 4 | iter 6 |' in report
     assert 'unseen PQ 0 in' in report
     # The seeds differ only in the stage-2 draws: the same segmenter
     # covers the same segments.
