@@ -86,7 +86,7 @@ def unseen_segments_in(annotation_file: Path, unseen: list[str]) -> int:
 
 
 def test_tiny_diagnosis_end_to_end(tiny_toy_root, stage1_checkpoint,
-                                   tmp_path):
+                                   tmp_path, capsys):
     out = tmp_path / 'diag.json'
     assert TOOL.main([
         stage1_checkpoint, '--seeds', '2', '--stage2-iters', '6',
@@ -119,6 +119,14 @@ def test_tiny_diagnosis_end_to_end(tiny_toy_root, stage1_checkpoint,
     first, second = (entry['curve'][-1]['unseen_segments']
                      for entry in record['seeds'])
     assert first['covered'] == second['covered']
+    # A longer schedule wants more passes than the cache holds: refused
+    # with the difference, unless told to cycle the cache's passes.
+    longer = [stage1_checkpoint, '--seeds', '1', '--stage2-iters', '40',
+              '--interval', '40', '--data-root', tiny_toy_root,
+              '--work-dir', str(tmp_path / 'runs'), '--out',
+              str(tmp_path / 'longer.json')]
+    assert TOOL.main(longer) == 2
+    assert 'epochs: 4 in the cache, 25 now' in capsys.readouterr().err
 
 
 def test_bad_arguments_are_refused(tmp_path, capsys):

@@ -53,6 +53,7 @@ from mmpading.apis.feature_cache_builder import (
     cached_stage2_config,
 )
 from mmpading.apis.toy_demo import DEFAULT_DATA_ROOT
+from mmpading.datasets.feature_cache import FeatureCacheError
 from mmpading.models.utils.stage2 import (
     classifier_for_inference,
     set_dataset_meta,
@@ -85,6 +86,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         '--feature-cache',
         help='a feature cache of the stage-1 checkpoint (default '
         '<work-dir>/feature_cache, built when missing)')
+    parser.add_argument(
+        '--cache-epochs', type=int,
+        help='passes over the training set in the cache (default: as many '
+        'as the schedule draws images; fewer are cycled)')
     parser.add_argument('--reuse', action='store_true',
                         help='keep finished seeds, resume interrupted ones')
     parser.add_argument(
@@ -102,6 +107,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f'--seeds must be at least 1, got {args.seeds}')
     if args.threads < 0:
         parser.error(f'--threads must be >= 0, got {args.threads}')
+    if args.cache_epochs is not None and args.cache_epochs < 1:
+        parser.error('--cache-epochs must be at least 1')
     if args.interval < 1:
         parser.error(f'--interval must be at least 1, got {args.interval}')
     if not osp.isfile(args.stage1_checkpoint):
@@ -401,8 +408,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = toy_config(CONFIG, args.data_root, **args.options)
     if args.stage2_iters:
         cfg.train_cfg.max_iters = args.stage2_iters
-    build_feature_cache(cfg, args.stage1_checkpoint, cache_dir,
-                        config_name=CONFIG)
+    try:
+        build_feature_cache(cfg, args.stage1_checkpoint, cache_dir,
+                            epochs=args.cache_epochs, config_name=CONFIG)
+    except FeatureCacheError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
     scorer = CheckpointScorer(cache_dir, args.data_root,
                               osp.join(args.work_dir, 'scoring'),
                               args.options)
