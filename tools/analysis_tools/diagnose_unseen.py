@@ -44,6 +44,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from mmengine.runner import Runner
+from report_files import write_record_and_report
 from torch import Tensor
 
 import mmpading  # noqa: F401  (registers components)
@@ -430,12 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         object_mask_thr=scorer.threshold,
         unseen_classes=[scorer.classes[i] for i in scorer.unseen_ids],
         seeds=seeds)
-    report = osp.splitext(args.out)[0] + '.md'
-    with open(args.out, 'w') as f:
-        json.dump(record, f, indent=1)
-    text = format_report(record, osp.basename(args.out))
-    with open(report, 'w') as f:
-        f.write(text)
+    report, text = write_record_and_report(record, args.out, format_report)
     print(text)
     print(f'written: {args.out}, {report}')
     return 0

@@ -36,6 +36,7 @@ import warnings
 from collections.abc import Sequence
 
 import torch
+from report_files import write_record_and_report
 
 import mmpading  # noqa: F401  (registers components)
 from mmpading.apis import WorkDirInUseError
@@ -218,12 +219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         except WorkDirInUseError as error:
             raise SystemExit(f'error: {error}') from None
     record = build_record(runs, args, argv, schedule)
-    report = osp.splitext(args.out)[0] + '.md'
-    with open(args.out, 'w') as f:
-        json.dump(record, f, indent=1)
-    text = format_report(record, osp.basename(args.out))
-    with open(report, 'w') as f:
-        f.write(text)
+    report, text = write_record_and_report(record, args.out, format_report)
     banner(f'Written: {args.out}, {report}')
     print(text)
 
