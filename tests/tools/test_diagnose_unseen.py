@@ -58,6 +58,7 @@ def test_score_image_labels_the_covering_queries():
     assert result['gt_segments'] == 2
     assert result['covered'] == 1
     assert (result['own'], result['seen'], result['no_object']) == (0, 1, 0)
+    assert result['labelled_as'] == [(1, 0)]
     assert result['margin_seen'] == [pytest.approx(1.0 - 3.0)]
     assert result['margin_no_object'] == [pytest.approx(1.0 - 2.0)]
     assert result['predicted_unseen_segments'] == 1
@@ -108,6 +109,12 @@ def test_tiny_diagnosis_end_to_end(tiny_toy_root, stage1_checkpoint,
             assert sum(segments[key] for key in TOOL.OUTCOMES) == \
                 segments['covered'] <= expected_gt
             assert segments['own_passing'] <= segments['own']
+            # The labels of the covered queries add up to the outcomes.
+            labelled = segments['labelled_as']
+            assert sum(sum(row.values()) for row in labelled.values()) == \
+                segments['covered']
+            assert sum(row.get(name, 0) for name, row in labelled.items()) \
+                == segments['own']
             assert 0 <= point['pq']['unseen'] <= 100
             assert set(point['weights']['unseen']) == set(
                 record['unseen_classes'])

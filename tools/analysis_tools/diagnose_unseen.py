@@ -179,7 +179,8 @@ def score_image(logits: Tensor, mask_logits: Tensor, sample, prediction,
     unseen = set(unseen_ids)
     result = dict(gt_segments=0, covered=0,
                   **{outcome: 0 for outcome in OUTCOMES},
-                  own_passing=0, margin_seen=[], margin_no_object=[])
+                  own_passing=0, margin_seen=[], margin_no_object=[],
+                  labelled_as=[])
     for label, mask in ground_truth_segments(sample, num_things):
         if label not in unseen:
             continue
@@ -203,6 +204,7 @@ def score_image(logits: Tensor, mask_logits: Tensor, sample, prediction,
         else:
             outcome = 'seen'
         result[outcome] += 1
+        result['labelled_as'].append((label, predicted))
         result['margin_seen'].append(
             float(row[label] - row[seen_ids].max()))
         result['margin_no_object'].append(float(row[label] - row[no_object]))
@@ -281,6 +283,13 @@ class CheckpointScorer:
             for key in ('margin_seen', 'margin_no_object')
         }
         totals.update(margins)
+        # {unseen class: {predicted label: queries}}; K is no object.
+        names = self.classes + ['no object']
+        confusion: dict = {}
+        for label, predicted in totals.pop('labelled_as'):
+            row = confusion.setdefault(names[label], {})
+            row[names[predicted]] = row.get(names[predicted], 0) + 1
+        totals['labelled_as'] = confusion
         return dict(
             pq={group: float(metrics[f'gzsl_panoptic/PQ_{group}'])
                 for group in ('seen', 'unseen', 'hm')},
@@ -378,6 +387,26 @@ def format_report(record: dict, json_name: str) -> str:
                 + ' | '.join(f'{row["unseen"][name]["norm"]:.2f} | '
                              f'{row["unseen"][name]["bias"]:+.2f}'
                              for name in unseen) + ' |')
+    confusion: dict = {}
+    for entry in seeds:
+        for name, row in entry['curve'][-1]['unseen_segments'].get(
+                'labelled_as', {}).items():
+            for predicted, count in row.items():
+                confusion.setdefault(name, {})
+                confusion[name][predicted] = confusion[name].get(
+                    predicted, 0) + count
+    if confusion:
+        lines += [
+            '', '## What the covered unseen segments are called', '',
+            'At the last iteration, summed over the seeds: the label the '
+            'classifier gives the query covering each unseen segment.', '',
+            '| unseen class | labels (queries) |', '|---|---|'
+        ]
+        for name in unseen:
+            row = sorted(confusion.get(name, {}).items(),
+                         key=lambda item: -item[1])
+            lines.append(f'| {name} | ' + ', '.join(
+                f'{predicted} {count}' for predicted, count in row) + ' |')
     steps = [point['iteration'] for point in seeds[0]['curve']]
     lines += [
         '', '## Unseen PQ over stage-2 iterations', '',
