@@ -206,6 +206,11 @@ def build_feature_cache(cfg: Config,
     bar = ProgressBar(manifest.num_rows - manifest.rows_done +
                       manifest.num_val_images - manifest.val_rows_done) \
         if progress else None
+
+    def advance(count: int) -> None:
+        for _ in range(count if bar is not None else 0):
+            bar.update()
+
     for start in range(manifest.rows_done, manifest.num_rows, batch_size):
         rows = range(start, min(start + batch_size, manifest.num_rows))
         samples = []
@@ -223,9 +228,7 @@ def build_feature_cache(cfg: Config,
         labels.flush()
         manifest.rows_done = rows.stop
         manifest.save(cache_dir)
-        if bar is not None:
-            for _ in rows:
-                bar.update()
+        advance(len(rows))
     if val_arrays is not None:
         val_batch = cfg.val_dataloader.get('batch_size', 1)
         for start in range(manifest.val_rows_done, manifest.num_val_images,
@@ -246,9 +249,7 @@ def build_feature_cache(cfg: Config,
                 array.flush()
             manifest.val_rows_done = rows.stop
             manifest.save(cache_dir)
-            if bar is not None:
-                for _ in rows:
-                    bar.update()
+            advance(len(rows))
     if bar is not None:
         print(flush=True)
     return manifest

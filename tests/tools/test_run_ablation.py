@@ -43,11 +43,16 @@ def labels(ablation) -> dict:
 
 
 def test_mean_std_is_the_sample_std(ablation):
-    mean, std = ablation.mean_std([1.0, 2.0, 3.0, 4.0])
-    assert mean == pytest.approx(2.5)
-    assert std == pytest.approx(math.sqrt(5 / 3))  # n - 1 in the divisor
-    assert ablation.mean_std([7.0]) == (7.0, 0.0)
-    assert all(math.isnan(v) for v in ablation.mean_std([]))
+    def stats(values):
+        runs = {seed: {HM: value} for seed, value in enumerate(values)}
+        return ablation.summarise(runs, HM)
+
+    HM = 'gzsl_panoptic/PQ_hm'
+    result = stats([1.0, 2.0, 3.0, 4.0])
+    assert result.mean == pytest.approx(2.5)
+    assert result.std == pytest.approx(math.sqrt(5 / 3))  # n - 1
+    assert (stats([7.0]).mean, stats([7.0]).std) == (7.0, 0.0)
+    assert all(math.isnan(v) for v in (stats([]).mean, stats([]).std))
 
 
 def test_verdict_matches_when_each_component_helps(ablation):

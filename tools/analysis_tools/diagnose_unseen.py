@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os.path as osp
 import shlex
 import statistics
@@ -43,6 +42,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 from report_files import write_record_and_report
 from torch import Tensor
@@ -94,9 +94,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--reuse', action='store_true',
                         help='keep finished seeds, resume interrupted ones')
     parser.add_argument(
-        '--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
-        help='dotted overrides of the stage-2 config for every seed '
-        '(values parsed as JSON where they can be, e.g. '
+        '--cfg-options', nargs='+', action=DictAction, default={},
+        metavar='KEY=VALUE',
+        help='dotted overrides of the stage-2 config for every seed, as '
+        'tools/train.py takes them (e.g. '
         'model.zero_shot.num_unseen_per_iter=10)')
     parser.add_argument(
         '--threads', type=int, default=0,
@@ -122,25 +123,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if not osp.isdir(osp.dirname(osp.abspath(args.out))):
         parser.error(f'--out {args.out}: folder '
                      f'{osp.dirname(osp.abspath(args.out))} does not exist')
-    try:
-        args.options = parse_options(args.cfg_options)
-    except ValueError as error:
-        parser.error(str(error))
+    args.options = dict(args.cfg_options)
     return args
-
-
-def parse_options(pairs: Sequence[str]) -> dict:
-    """``KEY=VALUE`` pairs, values as JSON where they parse."""
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition('=')
-        if not sep or not key:
-            raise ValueError(f'--cfg-options {pair!r}: expected KEY=VALUE')
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
 
 
 def ground_truth_segments(sample, num_things: int) -> list[tuple[int, Tensor]]:

@@ -281,16 +281,6 @@ def training_gradient_shares(work_dir: str) -> dict[str, float]:
     return {key: statistics.fmean(v) for key, v in values.items()}
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (n - 1); std is 0 for one value.
-    """
-    values = [float(v) for v in values]
-    if not values:
-        return math.nan, math.nan
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return statistics.fmean(values), std
-
-
 def summarise(runs: dict[int, dict[str, float]], key: str) -> MeanCI:
     """Mean, std and 95% CI of one metric over a variant's seeds."""
     return MeanCI.of([m.get(key, math.nan) for m in runs.values()])
