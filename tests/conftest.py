@@ -5,6 +5,27 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def drop_closed_log_streams():
+    """After each test, detach log handlers whose stream pytest closed.
+
+    A Runner built under ``capsys`` / ``capfd`` gives its MMLogger a
+    StreamHandler on the captured stream; that logger stays mmengine's
+    current instance, so a later test that logs before building its own
+    would write to the closed stream ('--- Logging error ---').
+    """
+    yield
+    import logging
+
+    from mmengine.logging import MMLogger
+    loggers = list(MMLogger._instance_dict.values()) + [logging.getLogger()]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            stream = getattr(handler, 'stream', None)
+            if stream is not None and getattr(stream, 'closed', False):
+                logger.removeHandler(handler)
+
+
 @pytest.fixture(scope='session')
 def word2vec_dir() -> Path:
     """The real ZSI word2vec files shipped with the package.
