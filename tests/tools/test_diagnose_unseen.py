@@ -78,6 +78,25 @@ def test_a_covering_query_with_its_own_label_passes_the_threshold():
     assert (strict['own'], strict['own_passing']) == (1, 0)
 
 
+def test_covering_queries_take_the_best_iou_above_one_half():
+    sample = hand_made_sample()
+    mask_logits = torch.full((2, 4, 4), -5.0)
+    mask_logits[0, :2, :2] = 5.0  # the thing exactly
+    mask_logits[1, 2:, :] = 5.0  # the unseen stuff region exactly
+    covering = TOOL.covering_queries(mask_logits, sample, num_things=2)
+    assert sorted(covering, key=lambda item: item[0]) == [
+        (1, 0), (2, None), (3, 1)]
+
+
+def test_nearest_class_is_by_cosine_and_can_exclude():
+    means = {0: torch.tensor([1.0, 0.0]), 1: torch.tensor([0.0, 5.0]),
+             2: torch.tensor([0.7, 0.7])}
+    feature = torch.tensor([10.0, 1.0])
+    assert TOOL.nearest_class(feature, means) == 0
+    assert TOOL.nearest_class(feature, means, exclude=0) == 2
+    assert TOOL.nearest_class(feature, {}) is None
+
+
 def unseen_segments_in(annotation_file: Path, unseen: list[str]) -> int:
     data = json.loads(annotation_file.read_text())
     names = {c['id']: c['name'] for c in data['categories']}
@@ -118,8 +137,18 @@ def test_tiny_diagnosis_end_to_end(tiny_toy_root, stage1_checkpoint,
             assert 0 <= point['pq']['unseen'] <= 100
             assert set(point['weights']['unseen']) == set(
                 record['unseen_classes'])
+            check = point['synthetic']
+            assert set(check['unseen']) == set(record['unseen_classes'])
+            assert 0 <= check['seen_own_share'] <= 1
+            assert check['seen_nearest_own'] <= check['seen_with_real']
+            for row in check['unseen'].values():
+                assert 0 <= row['own_share'] <= 1
+                # A real unseen mean is compared with seen classes only.
+                assert row['real_nearest_seen'] not in record[
+                    'unseen_classes']
     report = out.with_suffix('.md').read_text()
     assert '| seed | iter 2 | iter 4 | iter 6 |' in report
+    assert "## The generator's features against the real ones" in report
     assert 'unseen PQ 0 in' in report
     # The seeds differ only in the stage-2 draws: the same segmenter
     # covers the same segments.

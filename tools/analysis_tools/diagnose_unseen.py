@@ -67,6 +67,8 @@ DEFAULT_OUT = osp.join(REPO_ROOT, 'docs', 'results', 'unseen_diagnosis.json')
 # mmdet's panoptic label encoding: label + instance id * INSTANCE_OFFSET.
 INSTANCE_OFFSET = 1000
 OUTCOMES = ('own', 'other_unseen', 'seen', 'no_object')
+# Synthetic features per class in the generator check.
+SYNTHETIC_PER_CLASS = 64
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -152,27 +154,40 @@ def query_masks(mask_logits: Tensor, sample) -> Tensor:
     return logits[:, :height, :width] > 0
 
 
+def covering_queries(mask_logits: Tensor, sample,
+                     num_things: int) -> list[tuple[int, int | None]]:
+    """(label, the query covering it or None) of each GT segment.
+
+    A query covers a segment when its mask has the best IoU with it and
+    that IoU is above 0.5.
+    """
+    masks = query_masks(mask_logits, sample)
+    areas = masks.flatten(1).sum(1)
+    segments = []
+    for label, mask in ground_truth_segments(sample, num_things):
+        intersection = (masks & mask).flatten(1).sum(1)
+        iou = intersection / (areas + mask.sum() - intersection).clamp(min=1)
+        best = int(iou.argmax())
+        segments.append((label, best if float(iou[best]) > 0.5 else None))
+    return segments
+
+
 def score_image(logits: Tensor, mask_logits: Tensor, sample, prediction,
                 seen_ids: list[int], unseen_ids: list[int], num_things: int,
                 threshold: float) -> dict:
     """One validation image's unseen diagnostics (counts and margins)."""
     no_object = logits.shape[-1] - 1
     scores = logits.softmax(-1)
-    masks = query_masks(mask_logits, sample)
-    areas = masks.flatten(1).sum(1)
     unseen = set(unseen_ids)
     result = dict(gt_segments=0, covered=0,
                   **{outcome: 0 for outcome in OUTCOMES},
                   own_passing=0, margin_seen=[], margin_no_object=[],
                   labelled_as=[])
-    for label, mask in ground_truth_segments(sample, num_things):
+    for label, best in covering_queries(mask_logits, sample, num_things):
         if label not in unseen:
             continue
         result['gt_segments'] += 1
-        intersection = (masks & mask).flatten(1).sum(1)
-        iou = intersection / (areas + mask.sum() - intersection).clamp(min=1)
-        best = int(iou.argmax())
-        if float(iou[best]) <= 0.5:
+        if best is None:
             continue
         result['covered'] += 1
         row = logits[best]
@@ -216,6 +231,81 @@ def classifier_weights(classifier: torch.nn.Module, seen_ids: list[int],
                 for i in unseen_ids})
 
 
+def nearest_class(feature: Tensor, class_means: dict[int, Tensor],
+                  exclude: int | None = None) -> int | None:
+    """The class whose mean feature is closest (cosine) to ``feature``."""
+    candidates = [label for label in class_means if label != exclude]
+    if not candidates:
+        return None
+    means = torch.stack([class_means[label] for label in candidates])
+    similarity = F.cosine_similarity(means, feature[None], dim=1)
+    return candidates[int(similarity.argmax())]
+
+
+@torch.no_grad()
+def synthetic_check(learner: torch.nn.Module, classifier: torch.nn.Module,
+                    real_features: dict[int, list[Tensor]],
+                    unseen_ids: list[int], classes: Sequence[str],
+                    per_class: int = SYNTHETIC_PER_CLASS) -> dict | None:
+    """How the generator's features of each class compare with real ones.
+
+    Draws ``per_class`` synthetic features of every class as the classifier
+    step does (the generator in training mode, a fixed random stream), and
+    reports for each unseen class: the share the classifier gives its own
+    label, the real class (mean of the validation queries covering that
+    class's segments) nearest the synthetic mean, and the seen class nearest
+    the real unseen mean; for the seen classes the mean own-label share and
+    how many have their own real mean nearest their synthetic mean.
+
+    Returns:
+        dict | None: None for a learner without a generator.
+    """
+    generator = learner.generator
+    if generator is None:
+        return None
+    num_classes = len(classes)
+    labels = torch.arange(num_classes).repeat_interleave(per_class)
+    was_training = generator.training
+    generator.train()
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            synthetic = generator(learner.class_semantic_embeddings[labels])
+    finally:
+        generator.train(was_training)
+    predicted = classifier(synthetic.float()).argmax(-1)
+    synthetic = synthetic.float().view(num_classes, per_class, -1)
+    own = (predicted.view(num_classes, per_class)
+           == torch.arange(num_classes)[:, None]).float().mean(1)
+    real_means = {label: torch.stack(rows).mean(0)
+                  for label, rows in real_features.items() if rows}
+    seen_means = {label: mean for label, mean in real_means.items()
+                  if label not in unseen_ids}
+
+    def name(label: int | None) -> str | None:
+        return None if label is None else classes[label]
+
+    seen_ids = [k for k in range(num_classes) if k not in unseen_ids]
+    seen_fit = sum(
+        nearest_class(synthetic[k].mean(0), real_means) == k
+        for k in seen_ids if k in real_means)
+    return dict(
+        per_class=per_class,
+        seen_own_share=float(own[seen_ids].mean()),
+        seen_nearest_own=int(seen_fit),
+        seen_with_real=sum(k in real_means for k in seen_ids),
+        unseen={
+            classes[k]: dict(
+                own_share=float(own[k]),
+                synthetic_nearest_real=name(
+                    nearest_class(synthetic[k].mean(0), real_means)),
+                real_nearest_seen=name(
+                    nearest_class(real_means[k], seen_means))
+                if k in real_means else None)
+            for k in unseen_ids
+        })
+
+
 class CheckpointScorer:
     """Scores stage-2 checkpoints trained from one feature cache on its
     cached validation outputs (one runner, reused)."""
@@ -248,12 +338,19 @@ class CheckpointScorer:
         model.eval()
         classifier = classifier_for_inference(model)
         totals: dict = {}
+        # Class -> embeddings of the queries covering its GT segments.
+        real_features: dict[int, list[Tensor]] = {}
         for batch in self.dataloader:
             outputs = model.test_step(batch)
             self.evaluator.process(data_samples=outputs, data_batch=batch)
             for embeddings, mask_logits, sample, output in zip(
                     batch['embeddings'], batch['mask_logits'],
                     batch['data_samples'], outputs):
+                for label, best in covering_queries(
+                        mask_logits.float(), sample, self.num_things):
+                    if best is not None:
+                        real_features.setdefault(label, []).append(
+                            embeddings[best].float())
                 image = score_image(classifier(embeddings.float()),
                                     mask_logits.float(), sample, output,
                                     self.seen_ids, self.unseen_ids,
@@ -279,7 +376,10 @@ class CheckpointScorer:
                 for group in ('seen', 'unseen', 'hm')},
             unseen_segments=totals,
             weights=classifier_weights(classifier, self.seen_ids,
-                                       self.unseen_ids, self.classes))
+                                       self.unseen_ids, self.classes),
+            synthetic=synthetic_check(model.learner, classifier,
+                                      real_features, self.unseen_ids,
+                                      self.classes))
 
 
 def iteration_of(checkpoint: str) -> int:
@@ -391,6 +491,34 @@ def format_report(record: dict, json_name: str) -> str:
                          key=lambda item: -item[1])
             lines.append(f'| {name} | ' + ', '.join(
                 f'{predicted} {count}' for predicted, count in row) + ' |')
+    checks = [entry['curve'][-1].get('synthetic') for entry in seeds]
+    if all(checks):
+        lines += [
+            '', "## The generator's features against the real ones", '',
+            f'At the last iteration, {checks[0]["per_class"]} synthetic '
+            'features per class, drawn as the classifier step draws them. '
+            'own: the share the classifier labels with their class (seen: '
+            'the mean over the seen classes); fit: seen classes whose '
+            'synthetic mean is nearest (cosine) their own real mean (the '
+            'queries covering their validation segments); per unseen '
+            'class, the real class nearest its synthetic mean, and the seen '
+            'class nearest its real mean.', '',
+            '| seed | seen own | seen fit | '
+            + ' | '.join(f'{name}: own | synthetic ~ | real ~'
+                         for name in unseen) + ' |',
+            '|---|---|---|' + '---|---|---|' * len(unseen)
+        ]
+        for entry, check in zip(seeds, checks):
+            cells = []
+            for name in unseen:
+                row = check['unseen'][name]
+                cells.append(f'{100 * row["own_share"]:.0f}% | '
+                             f'{row["synthetic_nearest_real"] or "-"} | '
+                             f'{row["real_nearest_seen"] or "-"}')
+            lines.append(
+                f'| {entry["seed"]} | {100 * check["seen_own_share"]:.0f}% '
+                f'| {check["seen_nearest_own"]} / {check["seen_with_real"]}'
+                ' | ' + ' | '.join(cells) + ' |')
     steps = [point['iteration'] for point in seeds[0]['curve']]
     lines += [
         '', '## Unseen PQ over stage-2 iterations', '',
