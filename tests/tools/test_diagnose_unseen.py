@@ -52,9 +52,9 @@ def test_score_image_labels_the_covering_queries():
     # stuff, 4 no object. Query 0 is called seen class 0.
     logits = torch.tensor([[3.0, 1.0, 0.0, 0.5, 2.0],
                            [0.0, 0.0, 0.0, 9.0, 0.0]])
-    result = TOOL.score_image(logits, mask_logits, sample,
-                              sample, seen_ids=[0, 2], unseen_ids=[1, 3],
-                              num_things=2, threshold=0.5)
+    covering = TOOL.covering_queries(mask_logits, sample, num_things=2)
+    result = TOOL.score_image(logits, covering, sample, seen_ids=[0, 2],
+                              unseen_ids=[1, 3], threshold=0.5)
     assert result['gt_segments'] == 2
     assert result['covered'] == 1
     assert (result['own'], result['seen'], result['no_object']) == (0, 1, 0)
@@ -69,12 +69,13 @@ def test_a_covering_query_with_its_own_label_passes_the_threshold():
     mask_logits = torch.full((1, 4, 4), -5.0)
     mask_logits[0, :2, :2] = 5.0
     logits = torch.tensor([[0.0, 6.0, 0.0, 0.0, 1.0]])
-    result = TOOL.score_image(logits, mask_logits, sample, sample, [0, 2],
-                              [1, 3], 2, threshold=0.9)
+    covering = TOOL.covering_queries(mask_logits, sample, num_things=2)
+    result = TOOL.score_image(logits, covering, sample, [0, 2], [1, 3],
+                              threshold=0.9)
     assert (result['covered'], result['own'], result['own_passing']) == (
         1, 1, 1)
-    strict = TOOL.score_image(logits, mask_logits, sample, sample, [0, 2],
-                              [1, 3], 2, threshold=0.999)
+    strict = TOOL.score_image(logits, covering, sample, [0, 2], [1, 3],
+                              threshold=0.999)
     assert (strict['own'], strict['own_passing']) == (1, 0)
 
 

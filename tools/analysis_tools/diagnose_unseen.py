@@ -17,7 +17,10 @@ the cached validation outputs:
 - the predicted panoptic segments with an unseen label (after the fusion
   head's thresholds and overlap filter) against the ground truth's;
 - the classifier's class weights: the norm and bias of each unseen class
-  against the seen classes' means (a ``Linear`` classifier).
+  against the seen classes' means (a ``Linear`` classifier);
+- the generator's features against the real ones: how the classifier
+  labels synthetic features of each class, and which real class mean is
+  nearest each synthetic unseen mean (:func:`synthetic_check`).
 
 Writes ``<out>.json`` (every seed, every checkpoint) and ``<out>.md``
 (per seed at the last checkpoint, and unseen PQ over iterations).
@@ -172,10 +175,16 @@ def covering_queries(mask_logits: Tensor, sample,
     return segments
 
 
-def score_image(logits: Tensor, mask_logits: Tensor, sample, prediction,
-                seen_ids: list[int], unseen_ids: list[int], num_things: int,
+def score_image(logits: Tensor, covering: list[tuple[int, int | None]],
+                prediction, seen_ids: list[int], unseen_ids: list[int],
                 threshold: float) -> dict:
-    """One validation image's unseen diagnostics (counts and margins)."""
+    """One validation image's unseen diagnostics (counts and margins).
+
+    Args:
+        logits (Tensor): The classifier's logits of its queries, (Q, K + 1).
+        covering (list): :func:`covering_queries` of the image.
+        prediction: Its output data sample (``pred_panoptic_seg``).
+    """
     no_object = logits.shape[-1] - 1
     scores = logits.softmax(-1)
     unseen = set(unseen_ids)
@@ -183,7 +192,7 @@ def score_image(logits: Tensor, mask_logits: Tensor, sample, prediction,
                   **{outcome: 0 for outcome in OUTCOMES},
                   own_passing=0, margin_seen=[], margin_no_object=[],
                   labelled_as=[])
-    for label, best in covering_queries(mask_logits, sample, num_things):
+    for label, best in covering:
         if label not in unseen:
             continue
         result['gt_segments'] += 1
@@ -245,7 +254,8 @@ def nearest_class(feature: Tensor, class_means: dict[int, Tensor],
 @torch.no_grad()
 def synthetic_check(learner: torch.nn.Module, classifier: torch.nn.Module,
                     real_features: dict[int, list[Tensor]],
-                    unseen_ids: list[int], classes: Sequence[str],
+                    seen_ids: list[int], unseen_ids: list[int],
+                    classes: Sequence[str],
                     per_class: int = SYNTHETIC_PER_CLASS) -> dict | None:
     """How the generator's features of each class compare with real ones.
 
@@ -285,7 +295,6 @@ def synthetic_check(learner: torch.nn.Module, classifier: torch.nn.Module,
     def name(label: int | None) -> str | None:
         return None if label is None else classes[label]
 
-    seen_ids = [k for k in range(num_classes) if k not in unseen_ids]
     seen_fit = sum(
         nearest_class(synthetic[k].mean(0), real_means) == k
         for k in seen_ids if k in real_means)
@@ -346,15 +355,15 @@ class CheckpointScorer:
             for embeddings, mask_logits, sample, output in zip(
                     batch['embeddings'], batch['mask_logits'],
                     batch['data_samples'], outputs):
-                for label, best in covering_queries(
-                        mask_logits.float(), sample, self.num_things):
+                covering = covering_queries(mask_logits.float(), sample,
+                                            self.num_things)
+                for label, best in covering:
                     if best is not None:
                         real_features.setdefault(label, []).append(
                             embeddings[best].float())
                 image = score_image(classifier(embeddings.float()),
-                                    mask_logits.float(), sample, output,
-                                    self.seen_ids, self.unseen_ids,
-                                    self.num_things, self.threshold)
+                                    covering, output, self.seen_ids,
+                                    self.unseen_ids, self.threshold)
                 for key, value in image.items():
                     totals[key] = totals.get(key, 0 if isinstance(
                         value, int) else []) + value
@@ -378,8 +387,8 @@ class CheckpointScorer:
             weights=classifier_weights(classifier, self.seen_ids,
                                        self.unseen_ids, self.classes),
             synthetic=synthetic_check(model.learner, classifier,
-                                      real_features, self.unseen_ids,
-                                      self.classes))
+                                      real_features, self.seen_ids,
+                                      self.unseen_ids, self.classes))
 
 
 def iteration_of(checkpoint: str) -> int:
