@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
+from mmengine.runner import BaseLoop, Runner
 
 from mmpading.models.utils.stage2 import set_dataset_meta
 from mmpading.registry import HOOKS
@@ -18,10 +18,27 @@ class DatasetMetaHook(Hook):
     testing this hook passes the metainfo of that loop's data set
     (:func:`~mmpading.models.utils.stage2.set_dataset_meta`); data sets
     whose classes or split disagree with the first one are refused.
+
+    It does so already in ``before_run``, with the data set of the loop the
+    runner has built, because hooks such as mmengine's ``EMAHook`` copy the
+    model there: the copy must have the learner's class-sized buffers, or
+    loading the averaged weights fails on their sizes.
     """
 
-    # Before any hook that may run the model.
+    # Before any hook that may run or copy the model.
     priority = 'VERY_HIGH'
+
+    def before_run(self, runner: Runner) -> None:
+        # Runner.train() / val() / test() build their loop (and its data
+        # loader) before calling before_run; a loop not built yet is still
+        # a config dict and building it here would load its data set.
+        for loop_name, loader_name in (('_train_loop', 'train_dataloader'),
+                                       ('_test_loop', 'test_dataloader'),
+                                       ('_val_loop', 'val_dataloader')):
+            if isinstance(getattr(runner, loop_name, None), BaseLoop):
+                set_dataset_meta(runner.model,
+                                 getattr(runner, loader_name).dataset.metainfo)
+                return
 
     def before_train(self, runner: Runner) -> None:
         set_dataset_meta(runner.model,

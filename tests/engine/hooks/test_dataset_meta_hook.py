@@ -99,3 +99,67 @@ def test_every_stage2_config_has_the_hook_once():
         assert 'class_names' not in cfg.model.zero_shot, path
         assert 'split' not in cfg.model.zero_shot, path
     assert len(stage2) >= 10, stage2
+
+
+def runner_with_loops(model, **built):
+    """A runner whose loops named in ``built`` are built (BaseLoop
+    instances), the others still config dicts."""
+    from mmengine.runner import BaseLoop
+
+    class Loop(BaseLoop):
+
+        def run(self):
+            pass
+
+    runner = fake_runner(model)
+    for name in ('train', 'val', 'test'):
+        loop = Loop.__new__(Loop) if built.get(name) else dict(type='Loop')
+        setattr(runner, f'_{name}_loop', loop)
+    return runner
+
+
+@pytest.mark.parametrize('built, source', [
+    (dict(train=True, val=True), 'train'),
+    (dict(test=True), 'test'),
+    (dict(val=True), 'val'),
+])
+def test_before_run_passes_the_built_loops_metainfo(built, source):
+    model = Model()
+    DatasetMetaHook().before_run(runner_with_loops(model, **built))
+    assert [meta['source'] for meta in model.zero_shot.received] == [source]
+
+
+def test_before_run_without_a_built_loop_builds_nothing():
+    model = Model()
+    DatasetMetaHook().before_run(runner_with_loops(model))
+    assert model.zero_shot.received == []
+    assert not hasattr(model, 'dataset_meta')
+
+
+def test_stage2_trains_with_mmengines_ema_hook(tiny_toy_root,
+                                               stage1_checkpoint, tmp_path):
+    """EMAHook copies the model in before_run: the copy needs the learner's
+    class-sized buffers, else loading the averaged weights fails."""
+    from mmengine.runner import Runner
+
+    from mmpading.utils.config_utils import toy_config
+
+    from _helpers import tiny_run_options
+    cfg = toy_config('pading_toy_stage2', tiny_toy_root, str(tmp_path),
+                     **tiny_run_options(2))
+    cfg.load_from = stage1_checkpoint
+    cfg.visualizer.name = cfg.experiment_name
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.custom_hooks = [dict(type='RandomStateHook'),
+                        dict(type='EMAHook', momentum=0.5)]
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    (ema, ) = [hook for hook in runner.hooks if type(hook).__name__ ==
+               'EMAHook']
+    source = runner.model.zero_shot
+    copy = ema.ema_model.module.zero_shot
+    assert copy.seen_ids.tolist() == source.seen_ids.tolist() != []
+    assert copy.unseen_ids.tolist() == source.unseen_ids.tolist() != []
+    checkpoint = torch.load(tmp_path / 'iter_2.pth', map_location='cpu',
+                            weights_only=False)
+    assert 'ema_state_dict' in checkpoint
