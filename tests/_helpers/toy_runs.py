@@ -20,3 +20,22 @@ def tiny_run_options(max_iters: int = 2) -> dict:
         'default_hooks.checkpoint.interval': 1,
         'randomness': dict(seed=0),
     }
+
+
+def tiny_stage2_runner(root: str, work_dir, checkpoint: str | None,
+                       hooks: list, max_iters: int = 2,
+                       name: str = 'pading_toy_stage2'):
+    """A runner of a tiny toy stage-2 run without evaluation (the weights
+    are what the tests compare), with ``hooks`` after RandomStateHook."""
+    from mmengine.runner import Runner
+
+    from mmpading.utils.config_utils import toy_config
+    cfg = toy_config(name, root, str(work_dir), **tiny_run_options(max_iters))
+    cfg.load_from = checkpoint
+    cfg.custom_hooks = [dict(type='RandomStateHook'), *hooks]
+    # A visualizer of its own (the configs name it 'visualizer'; a second
+    # runner in this process would get the first one, writing scalars.json
+    # into the first run's folder).
+    cfg.visualizer.name = cfg.experiment_name
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    return Runner.from_cfg(cfg)

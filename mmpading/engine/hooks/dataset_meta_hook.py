@@ -32,12 +32,11 @@ class DatasetMetaHook(Hook):
         # Runner.train() / val() / test() build their loop (and its data
         # loader) before calling before_run; a loop not built yet is still
         # a config dict and building it here would load its data set.
-        for loop_name, loader_name in (('_train_loop', 'train_dataloader'),
-                                       ('_test_loop', 'test_dataloader'),
-                                       ('_val_loop', 'val_dataloader')):
-            if isinstance(getattr(runner, loop_name, None), BaseLoop):
-                set_dataset_meta(runner.model,
-                                 getattr(runner, loader_name).dataset.metainfo)
+        for name in ('train', 'test', 'val'):
+            if isinstance(getattr(runner, f'_{name}_loop', None), BaseLoop):
+                set_dataset_meta(
+                    runner.model,
+                    getattr(runner, f'{name}_dataloader').dataset.metainfo)
                 return
 
     def before_train(self, runner: Runner) -> None:

@@ -5,9 +5,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.runner import BaseLoop
 from torch import nn
 
 from mmpading.engine.hooks import DatasetMetaHook
+
+from _helpers import tiny_stage2_runner
 
 REPO = Path(__file__).resolve().parents[3]
 STAGE2_TYPES = ('PADing', 'PADingSegmentor')
@@ -104,8 +107,6 @@ def test_every_stage2_config_has_the_hook_once():
 def runner_with_loops(model, **built):
     """A runner whose loops named in ``built`` are built (BaseLoop
     instances), the others still config dicts."""
-    from mmengine.runner import BaseLoop
-
     class Loop(BaseLoop):
 
         def run(self):
@@ -140,19 +141,8 @@ def test_stage2_trains_with_mmengines_ema_hook(tiny_toy_root,
                                                stage1_checkpoint, tmp_path):
     """EMAHook copies the model in before_run: the copy needs the learner's
     class-sized buffers, else loading the averaged weights fails."""
-    from mmengine.runner import Runner
-
-    from mmpading.utils.config_utils import toy_config
-
-    from _helpers import tiny_run_options
-    cfg = toy_config('pading_toy_stage2', tiny_toy_root, str(tmp_path),
-                     **tiny_run_options(2))
-    cfg.load_from = stage1_checkpoint
-    cfg.visualizer.name = cfg.experiment_name
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    cfg.custom_hooks = [dict(type='RandomStateHook'),
-                        dict(type='EMAHook', momentum=0.5)]
-    runner = Runner.from_cfg(cfg)
+    runner = tiny_stage2_runner(tiny_toy_root, tmp_path, stage1_checkpoint,
+                                hooks=[dict(type='EMAHook', momentum=0.5)])
     runner.train()
     (ema, ) = [hook for hook in runner.hooks if type(hook).__name__ ==
                'EMAHook']

@@ -5,29 +5,13 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from mmengine.runner import Runner
 from torch import nn
 
 from mmpading.engine.hooks import GradientShareHook
-from mmpading.utils.config_utils import toy_config
 
-from _helpers import tiny_run_options
+from _helpers import tiny_stage2_runner
 
 GROUPS = ('mmd', 'synthetic_cls', 'align', 'disentangle')
-
-
-def stage2_runner(root, work_dir, checkpoint, hooks, max_iters=2,
-                  name='pading_toy_stage2') -> Runner:
-    cfg = toy_config(name, root, str(work_dir), **tiny_run_options(max_iters))
-    cfg.load_from = checkpoint
-    cfg.custom_hooks = [dict(type='RandomStateHook'), *hooks]
-    # A visualizer of its own (the configs name it 'visualizer'; a second
-    # runner in this process would get the first one, writing scalars.json
-    # into the first run's folder).
-    cfg.visualizer.name = cfg.experiment_name
-    # No evaluation: the weights are what is compared.
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    return Runner.from_cfg(cfg)
 
 
 def scalars(work_dir: Path) -> list[dict]:
@@ -37,11 +21,11 @@ def scalars(work_dir: Path) -> list[dict]:
 
 def test_logging_does_not_change_training(tiny_toy_root, stage1_checkpoint,
                                           tmp_path):
-    plain = stage2_runner(tiny_toy_root, tmp_path / 'plain',
+    plain = tiny_stage2_runner(tiny_toy_root, tmp_path / 'plain',
                           stage1_checkpoint, hooks=[])
     plain.train()
     # No interval: the logger's, 1 in these tiny runs.
-    logged = stage2_runner(tiny_toy_root, tmp_path / 'logged',
+    logged = tiny_stage2_runner(tiny_toy_root, tmp_path / 'logged',
                            stage1_checkpoint,
                            hooks=[dict(type='GradientShareHook')])
     logged.train()
