@@ -156,6 +156,22 @@ def test_tiny_diagnosis_end_to_end(tiny_toy_root, stage1_checkpoint,
     first, second = (entry['curve'][-1]['unseen_segments']
                      for entry in record['seeds'])
     assert first['covered'] == second['covered']
+    assert record['config'] == 'pading_toy_stage2'
+    # Another stage-2 config trains from the same cache (one segmenter).
+    cache = tmp_path / 'runs' / 'feature_cache'
+    built = (cache / 'manifest.json').stat().st_mtime_ns
+    other = tmp_path / 'gmmn.json'
+    assert TOOL.main([
+        stage1_checkpoint, '--config', 'pading_toy_stage2_gmmn', '--seeds',
+        '1', '--stage2-iters', '6', '--interval', '6', '--data-root',
+        tiny_toy_root, '--work-dir', str(tmp_path / 'gmmn'),
+        '--feature-cache', str(cache), '--out', str(other)
+    ]) == 0
+    assert (cache / 'manifest.json').stat().st_mtime_ns == built
+    assert json.loads(other.read_text())['config'] == \
+        'pading_toy_stage2_gmmn'
+    assert '`configs/toy/pading_toy_stage2_gmmn.py`' in \
+        other.with_suffix('.md').read_text()
     # A longer schedule wants more passes than the cache holds: refused
     # with the difference, unless told to cycle the cache's passes.
     longer = [stage1_checkpoint, '--seeds', '1', '--stage2-iters', '40',
@@ -178,3 +194,8 @@ def test_bad_arguments_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         TOOL.main([str(checkpoint), '--interval', '0'])
     assert '--interval must be at least 1' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        TOOL.main([str(checkpoint), '--config', 'pading_toy_stage3'])
+    error = capsys.readouterr().err
+    assert 'no configs/toy/pading_toy_stage3.py' in error
+    assert 'pading_toy_stage2_gmmn' in error

@@ -1,9 +1,10 @@
 """Why the toy's unseen PQ varies across seeds (a measurement).
 
-Trains the demo's PADing stage 2 (``configs/toy/pading_toy_stage2.py``)
-from a feature cache of one stage-1 checkpoint with seeds 0..N-1, keeping a
-checkpoint every ``--interval`` iterations, and scores every checkpoint on
-the cached validation outputs:
+Trains the demo's PADing stage 2 (``configs/toy/pading_toy_stage2.py``, or
+another stage-2 config with ``--config``) from a feature cache of one
+stage-1 checkpoint with seeds 0..N-1, keeping a checkpoint every
+``--interval`` iterations, and scores every checkpoint on the cached
+validation outputs:
 
 - PQ seen / unseen / HM (the config's GZSL panoptic metric);
 - per unseen ground-truth segment, the query whose mask (logit > 0 at the
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import os.path as osp
 import shlex
 import statistics
@@ -62,9 +64,9 @@ from mmpading.models.utils.stage2 import (
     classifier_for_inference,
     set_dataset_meta,
 )
-from mmpading.utils.config_utils import toy_config
+from mmpading.utils.config_utils import TOY_CONFIG_DIR, toy_config
 
-CONFIG = 'pading_toy_stage2'
+DEFAULT_CONFIG = 'pading_toy_stage2'
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_OUT = osp.join(REPO_ROOT, 'docs', 'results', 'unseen_diagnosis.json')
 # mmdet's panoptic label encoding: label + instance id * INSTANCE_OFFSET.
@@ -79,6 +81,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument('stage1_checkpoint',
                         help='the stage-1 checkpoint stage 2 starts from')
+    parser.add_argument(
+        '--config', default=DEFAULT_CONFIG,
+        help='the stage-2 config, a name in configs/toy (default '
+        f'{DEFAULT_CONFIG}, the demo\'s PADing)')
     parser.add_argument('--seeds', type=int, default=10,
                         help='stage-2 seeds 0 .. N-1 (default 10)')
     parser.add_argument('--stage2-iters', type=int,
@@ -118,6 +124,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error('--cache-epochs must be at least 1')
     if args.interval < 1:
         parser.error(f'--interval must be at least 1, got {args.interval}')
+    if not osp.isfile(osp.join(TOY_CONFIG_DIR, f'{args.config}.py')):
+        names = sorted(name[:-3] for name in os.listdir(TOY_CONFIG_DIR)
+                       if name.startswith('pading_toy_stage2')
+                       and name.endswith('.py'))
+        parser.error(f'--config {args.config}: no configs/toy/'
+                     f'{args.config}.py; stage-2 configs: {", ".join(names)}')
     if not osp.isfile(args.stage1_checkpoint):
         parser.error(f'stage-1 checkpoint {args.stage1_checkpoint} does not '
                      'exist (tools/train.py configs/toy/pading_toy_stage1.py'
@@ -319,10 +331,10 @@ class CheckpointScorer:
     """Scores stage-2 checkpoints trained from one feature cache on its
     cached validation outputs (one runner, reused)."""
 
-    def __init__(self, cache_dir: str, data_root: str, work_dir: str,
-                 options: dict) -> None:
+    def __init__(self, config: str, cache_dir: str, data_root: str,
+                 work_dir: str, options: dict) -> None:
         cfg = cached_stage2_config(
-            toy_config(CONFIG, data_root, work_dir, **options), cache_dir)
+            toy_config(config, data_root, work_dir, **options), cache_dir)
         cfg.experiment_name = f'diagnose_unseen_{uuid.uuid4().hex[:8]}'
         if cfg.get('visualizer') is not None:
             cfg.visualizer.name = cfg.experiment_name
@@ -399,7 +411,7 @@ def run_seed(seed: int, args: argparse.Namespace, cache_dir: str,
              scorer: CheckpointScorer) -> dict:
     """Train one seed from the cache and score each of its checkpoints."""
     work_dir = osp.join(args.work_dir, f'seed{seed}')
-    final = train_toy_config(CONFIG, work_dir, args.data_root, seed,
+    final = train_toy_config(args.config, work_dir, args.data_root, seed,
                              args.stage2_iters,
                              load_from=args.stage1_checkpoint,
                              reuse=args.reuse, options=args.options,
@@ -430,7 +442,8 @@ def format_report(record: dict, json_name: str) -> str:
         f'Written by `{record["command"]}` on {record["date"]} '
         f'({record["torch_threads"]} torch threads); every figure is in '
         f'[{json_name}]({json_name}). PADing stage 2 '
-        f'(`configs/toy/{CONFIG}.py`, {record["stage2_iters"]} iterations'
+        f'(`configs/toy/{record.get("config", DEFAULT_CONFIG)}.py`, '
+        f'{record["stage2_iters"]} iterations'
         + (', overrides ' + ', '.join(f'`{k}={v}`' for k, v in
                                       record['options'].items())
            if record['options'] else '')
@@ -556,16 +569,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     cache_dir = args.feature_cache or osp.join(args.work_dir,
                                                'feature_cache')
-    cfg = toy_config(CONFIG, args.data_root, **args.options)
-    if args.stage2_iters:
-        cfg.train_cfg.max_iters = args.stage2_iters
+    # Every stage-2 config shares the demo's segmenter and training set,
+    # so one cache serves them all (as in run_ablation.py).
+    cfg = toy_config(DEFAULT_CONFIG, args.data_root, **args.options)
+    cfg.train_cfg.max_iters = args.stage2_iters or toy_config(
+        args.config, args.data_root, **args.options).train_cfg.max_iters
     try:
         build_feature_cache(cfg, args.stage1_checkpoint, cache_dir,
-                            epochs=args.cache_epochs, config_name=CONFIG)
+                            epochs=args.cache_epochs,
+                            config_name=DEFAULT_CONFIG)
     except FeatureCacheError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    scorer = CheckpointScorer(cache_dir, args.data_root,
+    scorer = CheckpointScorer(args.config, cache_dir, args.data_root,
                               osp.join(args.work_dir, 'scoring'),
                               args.options)
     seeds = [run_seed(seed, args, cache_dir, scorer)
@@ -576,6 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         date=datetime.datetime.now().astimezone().isoformat(
             timespec='seconds'),
         torch_threads=torch.get_num_threads(),
+        config=args.config,
         stage2_iters=seeds[0]['curve'][-1]['iteration'],
         options=args.options,
         object_mask_thr=scorer.threshold,
