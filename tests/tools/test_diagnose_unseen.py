@@ -172,6 +172,14 @@ def test_tiny_diagnosis_end_to_end(tiny_toy_root, stage1_checkpoint,
         'pading_toy_stage2_gmmn'
     assert '`configs/toy/pading_toy_stage2_gmmn.py`' in \
         other.with_suffix('.md').read_text()
+    # A config with an EMAHook (its checkpoints' state_dict holds the
+    # averaged weights) is scored as any other: the same PQ.
+    scorer = TOOL.CheckpointScorer(
+        'pading_toy_stage2', str(cache), tiny_toy_root,
+        str(tmp_path / 'ema_scoring'),
+        dict(custom_hooks=[dict(type='EMAHook')]))
+    rescored = scorer.score(str(tmp_path / 'runs' / 'seed0' / 'iter_6.pth'))
+    assert rescored['pq'] == record['seeds'][0]['curve'][-1]['pq']
     # A longer schedule wants more passes than the cache holds: refused
     # with the difference, unless told to cycle the cache's passes.
     longer = [stage1_checkpoint, '--seeds', '1', '--stage2-iters', '40',

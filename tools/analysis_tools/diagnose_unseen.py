@@ -335,6 +335,11 @@ class CheckpointScorer:
                  work_dir: str, options: dict) -> None:
         cfg = cached_stage2_config(
             toy_config(config, data_root, work_dir, **options), cache_dir)
+        # The runner only loads and scores: no training hooks. An EMAHook
+        # would fail on a checkpoint (its copy is made in before_run, which
+        # never runs here); its checkpoints' state_dict holds the averaged
+        # weights already, which are what is scored.
+        cfg.custom_hooks = []
         cfg.experiment_name = f'diagnose_unseen_{uuid.uuid4().hex[:8]}'
         if cfg.get('visualizer') is not None:
             cfg.visualizer.name = cfg.experiment_name
