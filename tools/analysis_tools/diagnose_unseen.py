@@ -56,6 +56,7 @@ import mmpading  # noqa: F401  (registers components)
 from mmpading.apis import train_toy_config
 from mmpading.apis.feature_cache_builder import (
     build_feature_cache,
+    cache_identity,
     cached_stage2_config,
 )
 from mmpading.apis.toy_demo import DEFAULT_DATA_ROOT
@@ -574,15 +575,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     cache_dir = args.feature_cache or osp.join(args.work_dir,
                                                'feature_cache')
-    # Every stage-2 config shares the demo's segmenter and training set,
-    # so one cache serves them all (as in run_ablation.py).
-    cfg = toy_config(DEFAULT_CONFIG, args.data_root, **args.options)
-    cfg.train_cfg.max_iters = args.stage2_iters or toy_config(
-        args.config, args.data_root, **args.options).train_cfg.max_iters
+    cfg = toy_config(args.config, args.data_root, **args.options)
+    if args.stage2_iters:
+        cfg.train_cfg.max_iters = args.stage2_iters
+    # A config with the demo's segmenter and training set (the learner
+    # variants) shares the demo's cache, as in run_ablation.py.
+    shared = cache_identity(cfg, args.stage1_checkpoint) == cache_identity(
+        toy_config(DEFAULT_CONFIG, args.data_root, **args.options),
+        args.stage1_checkpoint)
     try:
-        build_feature_cache(cfg, args.stage1_checkpoint, cache_dir,
-                            epochs=args.cache_epochs,
-                            config_name=DEFAULT_CONFIG)
+        build_feature_cache(
+            cfg, args.stage1_checkpoint, cache_dir, epochs=args.cache_epochs,
+            config_name=DEFAULT_CONFIG if shared else args.config)
     except FeatureCacheError as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
