@@ -55,6 +55,14 @@ def cache_identity(cfg: Config, checkpoint: str) -> dict:
     The learner (``model.zero_shot``) is left out: every learner variant
     of one segmenter and training set shares the cache.
     """
+    return dict(config_identity(cfg),
+                checkpoint_sha256=file_sha256(checkpoint))
+
+
+def config_identity(cfg: Config) -> dict:
+    """The config's part of :func:`cache_identity`: hashes of its segmenter,
+    training set and annotation file (two configs with equal ones share a
+    cache of one checkpoint)."""
     segmenter = {
         key: value
         for key, value in cfg.model.to_dict().items()
@@ -67,7 +75,6 @@ def cache_identity(cfg: Config, checkpoint: str) -> dict:
     return dict(
         segmenter_sha256=config_sha256(segmenter),
         dataset_sha256=config_sha256(dataset),
-        checkpoint_sha256=file_sha256(checkpoint),
         annotations_sha256=file_sha256(ann_file)
         if osp.isfile(ann_file) else '')
 

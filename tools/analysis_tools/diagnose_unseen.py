@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import os.path as osp
 import shlex
 import statistics
@@ -53,11 +52,11 @@ from report_files import write_record_and_report
 from torch import Tensor
 
 import mmpading  # noqa: F401  (registers components)
-from mmpading.apis import train_toy_config
+from mmpading.apis import toy_config_names, train_toy_config
 from mmpading.apis.feature_cache_builder import (
     build_feature_cache,
-    cache_identity,
     cached_stage2_config,
+    config_identity,
 )
 from mmpading.apis.toy_demo import DEFAULT_DATA_ROOT
 from mmpading.datasets.feature_cache import FeatureCacheError
@@ -126,9 +125,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.interval < 1:
         parser.error(f'--interval must be at least 1, got {args.interval}')
     if not osp.isfile(osp.join(TOY_CONFIG_DIR, f'{args.config}.py')):
-        names = sorted(name[:-3] for name in os.listdir(TOY_CONFIG_DIR)
-                       if name.startswith('pading_toy_stage2')
-                       and name.endswith('.py'))
+        names = [name for name in toy_config_names()
+                 if name.startswith('pading_toy_stage2')]
         parser.error(f'--config {args.config}: no configs/toy/'
                      f'{args.config}.py; stage-2 configs: {", ".join(names)}')
     if not osp.isfile(args.stage1_checkpoint):
@@ -580,9 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg.train_cfg.max_iters = args.stage2_iters
     # A config with the demo's segmenter and training set (the learner
     # variants) shares the demo's cache, as in run_ablation.py.
-    shared = cache_identity(cfg, args.stage1_checkpoint) == cache_identity(
-        toy_config(DEFAULT_CONFIG, args.data_root, **args.options),
-        args.stage1_checkpoint)
+    shared = config_identity(cfg) == config_identity(
+        toy_config(DEFAULT_CONFIG, args.data_root, **args.options))
     try:
         build_feature_cache(
             cfg, args.stage1_checkpoint, cache_dir, epochs=args.cache_epochs,
