@@ -28,6 +28,10 @@ from mmpading.apis.checkpoint_checks import (
     CheckpointMismatchError,
     check_config_checkpoint,
 )
+from mmpading.datasets.class_count_checks import (
+    ClassCountError,
+    check_head_class_counts,
+)
 from mmpading.utils import process_group_cleanup, setup_cpu_distributed
 from mmpading.utils.compat import CheckpointLoadError
 from mmpading.utils.config_utils import (
@@ -39,7 +43,7 @@ from mmpading.utils.config_utils import (
 
 # Bad input the checks below name with its fix: shown without a traceback.
 INPUT_ERRORS = (DataRootError, CheckpointMismatchError, CheckpointLoadError,
-                FileNotFoundError)
+                FileNotFoundError, ClassCountError)
 
 
 def parse_args() -> argparse.Namespace:
@@ -118,6 +122,7 @@ def check_inputs(cfg: Config, checkpoint: str) -> str | None:
     """
     note = check_config_checkpoint(cfg, checkpoint, 'test')
     check_dataset_roots(cfg, ['test_dataloader'])
+    check_head_class_counts(cfg, ['test_dataloader'])
     return note
 
 

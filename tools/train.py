@@ -33,6 +33,10 @@ from mmpading.apis.checkpoint_checks import (
     CheckpointMismatchError,
     check_config_checkpoint,
 )
+from mmpading.datasets.class_count_checks import (
+    ClassCountError,
+    check_head_class_counts,
+)
 from mmpading.datasets.training_checks import (
     ZeroShotTrainingDataError,
     check_zero_shot_training_data,
@@ -54,7 +58,7 @@ from mmpading.utils.global_batch import (
 # Bad input the checks below name with its fix: shown without a traceback.
 INPUT_ERRORS = (DataRootError, CheckpointMismatchError, CheckpointLoadError,
                 FileNotFoundError, ZeroShotTrainingDataError,
-                GlobalBatchError)
+                GlobalBatchError, ClassCountError)
 
 
 def parse_args() -> argparse.Namespace:
@@ -165,6 +169,8 @@ def check_inputs(cfg: Config) -> None:
     check_dataset_roots(cfg, loaders)
     # Seen-only training data: no unseen class leaks into training.
     check_zero_shot_training_data(cfg)
+    # A head sized for other classes would train on wrong labels silently.
+    check_head_class_counts(cfg, loaders)
     check_checkpoints(cfg)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from mmpading.datasets.class_count_checks import check_head_class_counts
 from mmpading.datasets.training_checks import check_zero_shot_training_data
 from mmpading.engine.runners import QuietConsoleRunner
 from mmpading.utils.config_utils import toy_config
@@ -163,6 +164,7 @@ def train_toy_config(name: str,
         cfg.default_hooks.checkpoint.update(interval=checkpoint_interval,
                                             max_keep_ckpts=-1)
     check_zero_shot_training_data(cfg)  # seen-only training data
+    check_head_class_counts(cfg, ['train_dataloader'])
     if feature_cache is not None:
         cfg = cached_stage2_config(cfg, feature_cache, load_from)
         load_from = None
@@ -250,6 +252,7 @@ def evaluate_toy_config(name: str,
         dict[str, float]: The evaluators' flat metrics.
     """
     cfg = toy_config(name, data_root, work_dir, **(options or {}))
+    check_head_class_counts(cfg, ['test_dataloader'])
     if feature_cache is not None:
         cfg = cached_stage2_config(cfg, feature_cache)
     _name_uniquely(cfg, f'{name}_test')

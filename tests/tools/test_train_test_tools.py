@@ -254,6 +254,31 @@ def test_bad_data_root_options_are_refused(elsewhere, tmp_path, monkeypatch,
     assert f'{bare} has no `data_root`' in message
 
 
+def test_a_head_sized_for_other_classes_is_refused(tmp_path, monkeypatch,
+                                                  fake_stage1_checkpoint):
+    # 12 things + 6 stuff; the toy configs' heads have 10 + 5 classes.
+    root = tmp_path / 'larger_toy'
+    generate_toy_dataset(
+        str(root), num_train=4, num_val=2, image_size=64,
+        thing_classes=['red circle', 'green circle', 'yellow circle',
+                       'blue circle', 'red square', 'blue square',
+                       'yellow square', 'green triangle', 'blue triangle',
+                       'yellow triangle', 'red triangle', 'green square'],
+        stuff_classes=['grey stripes', 'brown stripes', 'grey checker',
+                       'purple checker', 'brown checker', 'purple stripes'])
+    config = REPO / 'configs/toy/pading_toy_stage1.py'
+    # Refused before anything is written: no work dir here afterwards.
+    monkeypatch.chdir(tmp_path)
+    for name, args, loader in (
+            ('train.py', (config, ), 'train_dataloader'),
+            ('test.py', (config, fake_stage1_checkpoint), 'test_dataloader')):
+        message = tool_main(monkeypatch, name, *args, '--data-root', root)
+        assert message.startswith(f'error: {loader}.dataset')
+        assert ('model.panoptic_head.num_things_classes=10 but the data set '
+                'has 12 things') in message
+    assert not (tmp_path / 'work_dirs').exists()
+
+
 def _train_tool_module():
     return load_tool_module(str(REPO / 'tools' / 'train.py'))
 
