@@ -267,6 +267,7 @@ def test_benchmark_feature_cache_runs(tiny_toy_root, stage1_checkpoint,
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout
     assert 'speed-up of a run from the cache:' in output
+    assert lines_starting(output, 'torch threads: 1') == ['torch threads: 1']
     # 2 iterations x 8 images over the 13 seen-only images: 2 passes.
     assert len(lines_starting(output, 'cache build (2 x 13 training rows, '
                               '6 validation images)')) == 1

@@ -17,6 +17,8 @@ computed from the same per-row sizes. The metrics of the two runs differ
 on the same features is what ``tests/apis/test_feature_cache_builder.py``
 checks.
 
+CPU figures use one torch thread unless ``--threads`` says otherwise.
+
 Example::
 
     python tools/analysis_tools/benchmark_feature_cache.py \\
@@ -31,6 +33,7 @@ import os.path as osp
 import tempfile
 import time
 
+import torch
 from mmengine.config import Config
 
 import mmpading  # noqa: F401  (registers components)
@@ -66,7 +69,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--work-dir',
                         help='default: a temporary folder, removed after')
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--threads', type=int, default=1,
+        help='torch CPU threads (default 1, as the other benchmarks: '
+        'reproducible figures on shared machines; 0 keeps torch\'s default)')
+    args = parser.parse_args(argv)
+    if args.threads < 0:
+        parser.error('--threads must be >= 0 (0: torch\'s default)')
+    return args
 
 
 def folder_bytes(folder: str) -> int:
@@ -104,6 +114,9 @@ def coco_zsp_bytes() -> tuple[int, int, int]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f'torch threads: {torch.get_num_threads()}', flush=True)
     temporary = None
     if args.work_dir is None:
         temporary = tempfile.TemporaryDirectory()
