@@ -145,6 +145,38 @@ def test_make_toy_dataset_cli(tmp_path, capsys):
     assert 'pink circle' in capsys.readouterr().err
 
 
+def test_make_toy_dataset_class_sets(tmp_path):
+    tool = _load_tool('dataset_converters/make_toy_dataset.py')
+    small = ['--num-train', '2', '--num-val', '1', '--size', '48', '--quiet']
+    assert tool.main(['--out-dir', str(tmp_path / 'grid'), '--class-set',
+                      'grid', *small]) == 0
+    meta = json.loads((tmp_path / 'grid' / 'metainfo.json').read_text())
+    split = json.loads((tmp_path / 'grid' / 'split.json').read_text())
+    things, stuff = meta['thing_classes'], meta['stuff_classes']
+    assert (len(things), len(stuff)) == (20, 9)
+    # A grid: every colour with every shape (texture), no class twice.
+    assert len({name.split()[0] for name in things}) * len(
+        {name.split()[1] for name in things}) == len(set(things))
+    assert len({name.split()[0] for name in stuff}) * len(
+        {name.split()[1] for name in stuff}) == len(set(stuff))
+    assert split['unseen'] == ['blue circle', 'yellow square',
+                               'brown checker']
+    # Each unseen class's colour and form are seen with several partners.
+    seen = set(split['seen'])
+    for name in split['unseen']:
+        colour, form = name.split()
+        assert sum(c.startswith(colour + ' ') for c in seen) >= 2, name
+        assert sum(c.endswith(' ' + form) for c in seen) >= 2, name
+    # The classic set is the default; --things replaces a set's things.
+    args = tool.parse_args([])
+    assert (args.class_set, len(args.things), len(args.stuff)) == (
+        'classic', 10, 5)
+    args = tool.parse_args(['--class-set', 'grid', '--things',
+                            'red circle,blue circle'])
+    assert args.things == ['red circle', 'blue circle']
+    assert len(args.stuff) == 9
+
+
 # ------------------------------------------- converter: nothing is lost
 @pytest.fixture
 def source_copy(toy_root, tmp_path):

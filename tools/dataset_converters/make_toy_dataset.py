@@ -17,10 +17,8 @@ import sys
 import time
 
 from mmpading.datasets.toy_generator import (
+    CLASS_SETS,
     COLOURS,
-    DEFAULT_STUFF_CLASSES,
-    DEFAULT_THING_CLASSES,
-    DEFAULT_UNSEEN_CLASSES,
     SHAPES,
     TEXTURES,
     generate_toy_dataset,
@@ -66,18 +64,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--size', type=image_size, default=128,
                         help='image size, 128 or HEIGHTxWIDTH '
                         '(default: %(default)s)')
+    parser.add_argument(
+        '--class-set', choices=list(CLASS_SETS), default='classic',
+        help='named classes: classic (10 things, 5 stuff, the demo\'s) or '
+        'grid (every colour x shape and colour x texture of 5 + 3 colours: '
+        '20 things, 9 stuff); the same 3 unseen classes. --things, --stuff '
+        'and --unseen replace its lists (default: %(default)s)')
     parser.add_argument('--things', type=class_list,
-                        default=list(DEFAULT_THING_CLASSES),
                         help='thing classes, "<colour> <shape>", comma-'
-                        'separated (default: %(default)s)')
+                        'separated (default: the class set\'s)')
     parser.add_argument('--stuff', type=class_list,
-                        default=list(DEFAULT_STUFF_CLASSES),
                         help='stuff classes, "<colour> <texture>", comma-'
-                        'separated (default: %(default)s)')
+                        'separated (default: the class set\'s)')
     parser.add_argument('--unseen', type=class_list,
-                        default=list(DEFAULT_UNSEEN_CLASSES),
-                        help='unseen classes among the above '
-                        '(default: %(default)s)')
+                        help='unseen classes among the above (default: the '
+                        'class set\'s)')
     parser.add_argument('--min-things', type=int, default=3,
                         help='fewest things per image (default: %(default)s)')
     parser.add_argument('--max-things', type=int, default=5,
@@ -97,7 +98,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         'OUT_DIR/preview (N defaults to 8)')
     parser.add_argument('--quiet', action='store_true',
                         help='no progress bar')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    things, stuff, unseen = CLASS_SETS[args.class_set]
+    args.things = list(things) if args.things is None else args.things
+    args.stuff = list(stuff) if args.stuff is None else args.stuff
+    args.unseen = list(unseen) if args.unseen is None else args.unseen
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,11 +31,14 @@ bytes (each image draws from its own random stream seeded by
 ``(seed, split, index)``, PNG has no timestamps).
 """
 from .classes import (
+    CLASS_SETS,
     COLOURS,
     DEFAULT_STUFF_CLASSES,
     DEFAULT_THING_CLASSES,
     DEFAULT_UNSEEN_CLASSES,
     FLAT,
+    GRID_STUFF_CLASSES,
+    GRID_THING_CLASSES,
     SHAPES,
     STUFF_CATEGORY_START,
     TEXTURES,
@@ -52,8 +55,9 @@ from .drawing import IGNORE_LABEL, ToyScene, draw_scene
 from .generator import SPLIT_IMAGE_ID_START, generate_toy_dataset
 
 __all__ = [
-    'COLOURS', 'DEFAULT_STUFF_CLASSES', 'DEFAULT_THING_CLASSES',
-    'DEFAULT_UNSEEN_CLASSES', 'FLAT', 'IGNORE_LABEL', 'SHAPES',
+    'CLASS_SETS', 'COLOURS', 'DEFAULT_STUFF_CLASSES', 'DEFAULT_THING_CLASSES',
+    'DEFAULT_UNSEEN_CLASSES', 'FLAT', 'GRID_STUFF_CLASSES',
+    'GRID_THING_CLASSES', 'IGNORE_LABEL', 'SHAPES',
     'SPLIT_IMAGE_ID_START', 'STUFF_CATEGORY_START', 'TEXTURES',
     'THING_CATEGORY_START', 'ToyClass', 'ToyScene', 'attribute_embeddings',
     'attribute_vocabulary', 'build_toy_classes', 'default_toy_split',

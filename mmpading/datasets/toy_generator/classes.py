@@ -44,6 +44,29 @@ DEFAULT_THING_CLASSES = TOY_THING_CLASSES
 DEFAULT_STUFF_CLASSES = TOY_STUFF_CLASSES
 DEFAULT_UNSEEN_CLASSES = TOY_UNSEEN_CLASSES
 
+# The 'grid' class set: every colour x shape thing and colour x texture
+# stuff of these colours, with the default unseen classes (26 seen, 3
+# unseen). The generator composes an unseen class from attributes it has
+# seen in other classes: here each unseen thing's colour and shape come
+# with 3 and 4 seen partners, against 2 and 2-3 in the default classes
+# (a near-grid of 4 colours x 3 shapes).
+GRID_THING_COLOURS = ('red', 'green', 'blue', 'yellow', 'orange')
+GRID_STUFF_COLOURS = ('grey', 'brown', 'purple')
+GRID_THING_CLASSES = tuple(f'{colour} {shape}' for shape in SHAPES
+                           for colour in GRID_THING_COLOURS)
+GRID_STUFF_CLASSES = tuple(f'{colour} {texture}' for texture in TEXTURES
+                           for colour in GRID_STUFF_COLOURS)
+
+#: Named class sets (things, stuff, unseen) of the generator
+#: (``make_toy_dataset.py --class-set``); ``'classic'`` is the default.
+CLASS_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...],
+                            tuple[str, ...]]] = {
+    'classic': (tuple(DEFAULT_THING_CLASSES), tuple(DEFAULT_STUFF_CLASSES),
+                tuple(DEFAULT_UNSEEN_CLASSES)),
+    'grid': (GRID_THING_CLASSES, GRID_STUFF_CLASSES,
+             tuple(DEFAULT_UNSEEN_CLASSES)),
+}
+
 THING_CATEGORY_START = 1
 STUFF_CATEGORY_START = 101
 
