@@ -16,8 +16,13 @@ from collections.abc import Mapping, Sequence
 
 from mmengine.config import Config
 
-from .training_checks import _dataset_class, _describe, iter_leaf_datasets
-from .zero_shot_mixin import ZeroShotDatasetMixin
+from .training_checks import describe_dataset, zero_shot_leaf_datasets
+
+# Per kind of count: the data set's metainfo key and the head's option.
+COUNT_KINDS = dict(
+    things=('thing_classes', 'num_things_classes'),
+    stuff=('stuff_classes', 'num_stuff_classes'),
+    classes=('classes', 'num_classes'))
 
 
 class ClassCountError(ValueError):
@@ -50,11 +55,9 @@ def _dataset_class_counts(metainfo: Mapping,
                           kinds: Sequence[str]) -> dict[str, int]:
     """The data set's class counts for the head's kinds (things, stuff or
     all classes); only the kinds its metainfo lists."""
-    keys = dict(things='thing_classes', stuff='stuff_classes',
-                classes='classes')
     return {
-        kind: len(metainfo[keys[kind]])
-        for kind in kinds if metainfo.get(keys[kind]) is not None
+        kind: len(metainfo[COUNT_KINDS[kind][0]])
+        for kind in kinds if metainfo.get(COUNT_KINDS[kind][0]) is not None
     }
 
 
@@ -83,36 +86,25 @@ def check_head_class_counts(cfg: Config, dataloaders: Sequence[str]) -> None:
     if not head_counts:
         return
     from mmpading.registry import DATASETS
-    scope = cfg.get('default_scope') or 'mmdet'
-    for name in dataloaders:
-        loader = cfg.get(name, None)
-        if not loader or not loader.get('dataset'):
+    for where, dataset_cfg in zero_shot_leaf_datasets(cfg, dataloaders):
+        dataset = DATASETS.build(dict(dataset_cfg, lazy_init=True))
+        data_counts = _dataset_class_counts(dataset.metainfo,
+                                            list(head_counts))
+        differing = {
+            kind: (head_counts[kind], count)
+            for kind, count in data_counts.items()
+            if count != head_counts[kind]
+        }
+        if not differing:
             continue
-        for where, dataset_cfg in iter_leaf_datasets(loader['dataset'],
-                                                     f'{name}.dataset'):
-            cls = _dataset_class(dataset_cfg.get('type'), scope)
-            if cls is None or not issubclass(cls, ZeroShotDatasetMixin):
-                continue
-            dataset = DATASETS.build(dict(dataset_cfg, lazy_init=True))
-            data_counts = _dataset_class_counts(dataset.metainfo,
-                                                list(head_counts))
-            differing = {
-                kind: (head_counts[kind], count)
-                for kind, count in data_counts.items()
-                if count != head_counts[kind]
-            }
-            if not differing:
-                continue
-            options = dict(things='num_things_classes',
-                           stuff='num_stuff_classes', classes='num_classes')
-            stated = ', '.join(
-                f'{head_path}.{options[kind]}={head} but the data set has '
-                f'{data} {kind}' for kind, (head, data) in differing.items())
-            raise ClassCountError(
-                f'{_describe(where, dataset_cfg)}: {stated}. The head would '
-                'train and score other labels than the data set\'s. Fix: '
-                'set the head\'s class counts to the data set\'s (its '
-                'metainfo) in the config, every head and fusion head that '
-                'states them (the loss\'s class_weight too: one entry per '
-                'class, then the no-object weight), or point the config at '
-                'the data set it was written for')
+        stated = ', '.join(
+            f'{head_path}.{COUNT_KINDS[kind][1]}={head} but the data set '
+            f'has {data} {kind}' for kind, (head, data) in differing.items())
+        raise ClassCountError(
+            f'{describe_dataset(where, dataset_cfg)}: {stated}. The head '
+            'would train and score other labels than the data set\'s. Fix: '
+            'set the head\'s class counts to the data set\'s (its '
+            'metainfo) in the config, every head and fusion head that '
+            'states them (the loss\'s class_weight too: one entry per '
+            'class, then the no-object weight), or point the config at '
+            'the data set it was written for')

@@ -22,7 +22,7 @@ log a warning that the training set contains unseen classes.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from .unseen_in_training import (
     MODE_FIX,
@@ -60,7 +60,9 @@ def iter_leaf_datasets(dataset_cfg: Mapping,
         yield where, dataset_cfg
 
 
-def _dataset_class(dataset_type, scope: str) -> type | None:
+def dataset_class(dataset_type, scope: str) -> type | None:
+    """The registered class of a data set config's ``type``; None if it is
+    not registered in ``scope``."""
     if not isinstance(dataset_type, str):
         return dataset_type if isinstance(dataset_type, type) else None
     from mmpading.registry import UPSTREAM_SCOPES
@@ -68,7 +70,8 @@ def _dataset_class(dataset_type, scope: str) -> type | None:
     return module.DATASETS.get(dataset_type)
 
 
-def _describe(where: str, dataset_cfg: Mapping) -> str:
+def describe_dataset(where: str, dataset_cfg: Mapping) -> str:
+    """``where (Type, ann_file '...')``, for messages."""
     ann_file = dataset_cfg.get('ann_file')
     data_root = dataset_cfg.get('data_root') or ''
     shown = f', ann_file {data_root + ann_file!r}' if ann_file else ''
@@ -86,16 +89,36 @@ def is_zero_shot_config(cfg: Mapping) -> bool:
     model_type = (cfg.get('model') or {}).get('type')
     if model_type is not None and _short_type(model_type) in ZERO_SHOT_MODELS:
         return True
+    return any(
+        True for _ in zero_shot_leaf_datasets(
+            cfg, ('val_dataloader', 'test_dataloader')))
+
+
+def zero_shot_leaf_datasets(cfg: Mapping, dataloaders: Sequence[str]
+                            ) -> Iterator[tuple[str, Mapping]]:
+    """The zero-shot data set configs of some loaders, wrappers unwrapped.
+
+    Args:
+        cfg (Mapping): The full config.
+        dataloaders (Sequence[str]): Loader keys, e.g.
+            ``('val_dataloader', 'test_dataloader')``; absent ones, or ones
+            without a ``dataset``, are skipped.
+
+    Yields:
+        tuple[str, Mapping]: The config path (``'val_dataloader.dataset'``)
+        and the config of each data set whose type subclasses
+        :class:`ZeroShotDatasetMixin`.
+    """
     scope = cfg.get('default_scope') or 'mmdet'
-    for key in ('val_dataloader', 'test_dataloader'):
+    for key in dataloaders:
         loader = cfg.get(key) or {}
         if not loader.get('dataset'):
             continue
-        for _, dataset_cfg in iter_leaf_datasets(loader['dataset'], key):
-            cls = _dataset_class(dataset_cfg.get('type'), scope)
+        for where, dataset_cfg in iter_leaf_datasets(loader['dataset'],
+                                                     f'{key}.dataset'):
+            cls = dataset_class(dataset_cfg.get('type'), scope)
             if cls is not None and issubclass(cls, ZeroShotDatasetMixin):
-                return True
-    return False
+                yield where, dataset_cfg
 
 
 def check_zero_shot_training_data(cfg: Mapping) -> None:
@@ -130,8 +153,8 @@ def check_zero_shot_training_data(cfg: Mapping) -> None:
         return
     scope = cfg.get('default_scope') or 'mmdet'
     for where, dataset_cfg in iter_leaf_datasets(loader['dataset']):
-        source = _describe(where, dataset_cfg)
-        cls = _dataset_class(dataset_cfg.get('type'), scope)
+        source = describe_dataset(where, dataset_cfg)
+        cls = dataset_class(dataset_cfg.get('type'), scope)
         if cls is None or not issubclass(cls, ZeroShotDatasetMixin):
             reason = ('not a zero-shot data set' if cls is not None else
                       f'type not registered in scope {scope!r}')

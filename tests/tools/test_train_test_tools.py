@@ -6,7 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmpading.datasets.toy_generator import generate_toy_dataset
+from mmpading.datasets.toy_generator import (
+    DEFAULT_STUFF_CLASSES,
+    DEFAULT_THING_CLASSES,
+    generate_toy_dataset,
+)
 
 from _helpers import load_tool_module
 
@@ -260,12 +264,9 @@ def test_a_head_sized_for_other_classes_is_refused(tmp_path, monkeypatch,
     root = tmp_path / 'larger_toy'
     generate_toy_dataset(
         str(root), num_train=4, num_val=2, image_size=64,
-        thing_classes=['red circle', 'green circle', 'yellow circle',
-                       'blue circle', 'red square', 'blue square',
-                       'yellow square', 'green triangle', 'blue triangle',
-                       'yellow triangle', 'red triangle', 'green square'],
-        stuff_classes=['grey stripes', 'brown stripes', 'grey checker',
-                       'purple checker', 'brown checker', 'purple stripes'])
+        thing_classes=list(DEFAULT_THING_CLASSES) +
+        ['red triangle', 'green square'],
+        stuff_classes=list(DEFAULT_STUFF_CLASSES) + ['purple stripes'])
     config = REPO / 'configs/toy/pading_toy_stage1.py'
     # Refused before anything is written: no work dir here afterwards.
     monkeypatch.chdir(tmp_path)

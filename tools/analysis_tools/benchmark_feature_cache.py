@@ -45,6 +45,8 @@ from mmpading.apis.feature_cache_builder import (
 from mmpading.utils.benchmarking import print_table
 from mmpading.utils.config_utils import toy_config
 
+from tool_arguments import add_threads_argument, check_threads_argument
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = 'pading_toy_stage2'
 # COCO ZSP: its seen-only training images (configs/pading/README.md) and
@@ -69,13 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--work-dir',
                         help='default: a temporary folder, removed after')
-    parser.add_argument(
-        '--threads', type=int, default=1,
-        help='torch CPU threads (default 1, as the other benchmarks: '
-        'reproducible figures on shared machines; 0 keeps torch\'s default)')
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
-    if args.threads < 0:
-        parser.error('--threads must be >= 0 (0: torch\'s default)')
+    check_threads_argument(parser, args)
     return args
 
 

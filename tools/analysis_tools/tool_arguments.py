@@ -35,12 +35,25 @@ def add_timing_arguments(parser: argparse.ArgumentParser,
         help=f'timed {what} (median kept)')
     parser.add_argument(
         '--warmup', type=int, default=2, help=f'untimed {what} first')
+    add_threads_argument(parser)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--threads`` (default 1), checked by
+    :func:`check_threads_argument`."""
     parser.add_argument(
         '--threads',
         type=int,
         default=1,
         help='torch CPU threads (default 1: reproducible figures on shared '
         'machines; 0 keeps torch\'s default)')
+
+
+def check_threads_argument(parser: argparse.ArgumentParser,
+                           args: argparse.Namespace) -> None:
+    """Reject a negative ``--threads`` with a one-line message."""
+    if args.threads < 0:
+        parser.error('--threads must be >= 0 (0: torch\'s default)')
 
 
 def check_timing_arguments(parser: argparse.ArgumentParser,
@@ -54,8 +67,7 @@ def check_timing_arguments(parser: argparse.ArgumentParser,
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         parser.error(f'--device {args.device} was asked for but CUDA is not '
                      'available; use --device cpu')
-    if args.threads < 0:
-        parser.error('--threads must be >= 0 (0: torch\'s default)')
+    check_threads_argument(parser, args)
     if args.repeats < 1 or args.warmup < 0:
         parser.error('--repeats must be >= 1 and --warmup >= 0')
 

@@ -61,10 +61,9 @@ GRID_STUFF_CLASSES = tuple(f'{colour} {texture}' for texture in TEXTURES
 #: (``make_toy_dataset.py --class-set``); ``'classic'`` is the default.
 CLASS_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...],
                             tuple[str, ...]]] = {
-    'classic': (tuple(DEFAULT_THING_CLASSES), tuple(DEFAULT_STUFF_CLASSES),
-                tuple(DEFAULT_UNSEEN_CLASSES)),
-    'grid': (GRID_THING_CLASSES, GRID_STUFF_CLASSES,
-             tuple(DEFAULT_UNSEEN_CLASSES)),
+    'classic': (DEFAULT_THING_CLASSES, DEFAULT_STUFF_CLASSES,
+                DEFAULT_UNSEEN_CLASSES),
+    'grid': (GRID_THING_CLASSES, GRID_STUFF_CLASSES, DEFAULT_UNSEEN_CLASSES),
 }
 
 THING_CATEGORY_START = 1
