@@ -210,7 +210,7 @@ def check_mmdet_head(head):
 
 
 def segmentor_cfg(c):
-    """ZSS stage 1 made stage 2 with the toy learner (15 classes)."""
+    """ZSS stage 1 made stage 2 with the toy learner (the toy classes)."""
     model = c['zss'].model
     num_classes = len(TOY_CLASSES)
     decode_head = dict(

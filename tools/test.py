@@ -2,7 +2,7 @@
 
 mmdet's tools/test.py semantics. Examples:
     python tools/test.py configs/toy/pading_toy_stage2.py \\
-        work_dirs/pading_toy_stage2/iter_300.pth
+        work_dirs/pading_toy_stage2/iter_1000.pth
     python tools/test.py CONFIG CKPT --show-dir overlays --work-dir DIR
     python tools/test.py CONFIG CKPT --data-root /abs/path/to/toy
 

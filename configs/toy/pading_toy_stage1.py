@@ -10,11 +10,11 @@ data_root = 'data/toy/'
 # Written by tools/dataset_converters/make_toy_dataset.py (defaults).
 zero_shot_split = data_root + 'split.json'
 class_embeddings = data_root + 'class_embeddings.json'
-# The classes are the data set's (its metainfo.json: 10 things, then 5
+# The classes are the data set's (its metainfo.json: 20 things, then 9
 # stuff); the data sets put them and the split into dataset_meta, which the
 # metrics and stage 2's learner read.
-num_things_classes = 10
-num_stuff_classes = 5
+num_things_classes = 20
+num_stuff_classes = 9
 num_classes = num_things_classes + num_stuff_classes
 feat_channels = 128
 
@@ -56,8 +56,8 @@ model = dict(
         num_stuff_classes=num_stuff_classes),
     train_cfg=dict(num_points=1024),
     # object_mask_thr: upstream keeps panoptic segments scoring > 0.8; the
-    # small toy model is less confident (toy val, stage 1: seen PQ 71.4 at
-    # 0.8, 74.2 at 0.5).
+    # small toy model is less confident (classic toy classes, stage 1: seen
+    # PQ 71.4 at 0.8, 74.2 at 0.5).
     test_cfg=dict(
         instance_on=True,
         panoptic_on=True,

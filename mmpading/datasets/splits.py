@@ -308,13 +308,18 @@ def _zsi(name: str, seen: Sequence[str],
 
 
 # The default classes of the toy data set (metainfo order: things, then
-# stuff); the toy generator draws these unless told otherwise.
-TOY_THING_CLASSES = ('red circle', 'green circle', 'yellow circle',
-                     'blue circle', 'red square', 'blue square',
-                     'yellow square', 'green triangle', 'blue triangle',
-                     'yellow triangle')
-TOY_STUFF_CLASSES = ('grey stripes', 'brown stripes', 'grey checker',
-                     'purple checker', 'brown checker')
+# stuff); the toy generator draws these unless told otherwise. Every colour
+# x shape thing and colour x texture stuff of these colours (the generator's
+# 'grid' class set): each unseen class's colour and shape (or texture) come
+# with 2 to 4 seen partners, which the generator composes them from
+# (docs/results/README.md#why-the-grid-class-set).
+TOY_THING_CLASSES = tuple(
+    f'{colour} {shape}'
+    for shape in ('circle', 'square', 'triangle', 'diamond')
+    for colour in ('red', 'green', 'blue', 'yellow', 'orange'))
+TOY_STUFF_CLASSES = tuple(f'{colour} {texture}'
+                          for texture in ('stripes', 'checker', 'dots')
+                          for colour in ('grey', 'brown', 'purple'))
 TOY_UNSEEN_CLASSES = ('blue circle', 'yellow square', 'brown checker')
 
 

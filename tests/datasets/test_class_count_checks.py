@@ -19,18 +19,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TOY_CONFIGS = sorted(p.stem for p in (REPO_ROOT / 'configs/toy').glob('*.py'))
 COCO_CONFIGS = sorted((REPO_ROOT / 'configs/pading').glob('*.py'))
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+THINGS, STUFF = len(DEFAULT_THING_CLASSES), len(DEFAULT_STUFF_CLASSES)
 
 
 @pytest.fixture(scope='module')
 def larger_toy_root(tmp_path_factory) -> str:
     """A toy set with two more things and one more stuff class than the
-    default one (12 + 6 classes; the toy configs' heads have 10 + 5)."""
+    default one, whose counts the toy configs' heads have."""
     root = tmp_path_factory.mktemp('larger_toy')
     generate_toy_dataset(
         str(root), seed=0, num_train=4, num_val=2, image_size=64,
         thing_classes=list(DEFAULT_THING_CLASSES) +
-        ['red triangle', 'green square'],
-        stuff_classes=list(DEFAULT_STUFF_CLASSES) + ['purple stripes'])
+        ['cyan circle', 'magenta square'],
+        stuff_classes=list(DEFAULT_STUFF_CLASSES) + ['olive stripes'])
     return str(root)
 
 
@@ -54,26 +55,28 @@ def test_a_toy_set_with_more_classes_is_refused(name, larger_toy_root):
     message = str(error.value)
     assert 'train_dataloader.dataset (ZeroShotCocoPanopticDataset' in message
     assert f'{larger_toy_root}/annotations/panoptic_train.json' in message
-    assert ('model.panoptic_head.num_things_classes=10 but the data set has '
-            '12 things') in message
-    assert ('model.panoptic_head.num_stuff_classes=5 but the data set has 6 '
-            'stuff') in message
+    assert (f'model.panoptic_head.num_things_classes={THINGS} but the data '
+            f'set has {THINGS + 2} things') in message
+    assert (f'model.panoptic_head.num_stuff_classes={STUFF} but the data '
+            f'set has {STUFF + 1} stuff') in message
     assert 'Fix: set the head' in message
 
 
 def test_a_head_sized_for_the_data_set_passes(larger_toy_root):
     cfg = toy_config('pading_toy_stage1', larger_toy_root)
     cfg.merge_from_dict({
-        'model.panoptic_head.num_things_classes': 12,
-        'model.panoptic_head.num_stuff_classes': 6
+        'model.panoptic_head.num_things_classes': THINGS + 2,
+        'model.panoptic_head.num_stuff_classes': STUFF + 1
     })
     check_head_class_counts(cfg, LOADERS)
 
 
 def test_only_a_differing_kind_is_named(larger_toy_root):
     cfg = toy_config('pading_toy_stage1', larger_toy_root)
-    cfg.merge_from_dict({'model.panoptic_head.num_things_classes': 12})
-    with pytest.raises(ClassCountError, match='num_stuff_classes=5') as error:
+    cfg.merge_from_dict(
+        {'model.panoptic_head.num_things_classes': THINGS + 2})
+    with pytest.raises(ClassCountError,
+                       match=f'num_stuff_classes={STUFF}') as error:
         check_head_class_counts(cfg, ['val_dataloader'])
     assert 'num_things_classes' not in str(error.value)
     assert str(error.value).startswith('val_dataloader.dataset')
@@ -81,12 +84,14 @@ def test_only_a_differing_kind_is_named(larger_toy_root):
 
 def test_a_semantic_head_is_compared_with_all_classes(toy_root):
     cfg = toy_config('pading_toy_stage1', str(toy_root))
-    cfg.model = dict(type='EncoderDecoder', decode_head=dict(num_classes=14))
+    classes = THINGS + STUFF
+    cfg.model = dict(type='EncoderDecoder',
+                     decode_head=dict(num_classes=classes - 1))
     with pytest.raises(ClassCountError,
-                       match='model.decode_head.num_classes=14 but the data '
-                       'set has 15 classes'):
+                       match=f'model.decode_head.num_classes={classes - 1} '
+                       f'but the data set has {classes} classes'):
         check_head_class_counts(cfg, ['train_dataloader'])
-    cfg.model.decode_head.num_classes = 15
+    cfg.model.decode_head.num_classes = classes
     check_head_class_counts(cfg, ['train_dataloader'])
 
 

@@ -167,14 +167,18 @@ def test_make_toy_dataset_class_sets(tmp_path):
         colour, form = name.split()
         assert sum(c.startswith(colour + ' ') for c in seen) >= 2, name
         assert sum(c.endswith(' ' + form) for c in seen) >= 2, name
-    # The classic set is the default; --things replaces a set's things.
+    # The grid is the default (the toy configs' classes); the classic set
+    # is kept; --things replaces a set's things.
     args = tool.parse_args([])
-    assert (args.class_set, len(args.things), len(args.stuff)) == (
-        'classic', 10, 5)
-    args = tool.parse_args(['--class-set', 'grid', '--things',
+    assert (args.class_set, args.things, args.stuff) == (
+        'grid', things, stuff)
+    args = tool.parse_args(['--class-set', 'classic'])
+    assert (len(args.things), len(args.stuff)) == (10, 5)
+    assert args.unseen == split['unseen']
+    args = tool.parse_args(['--class-set', 'classic', '--things',
                             'red circle,blue circle'])
     assert args.things == ['red circle', 'blue circle']
-    assert len(args.stuff) == 9
+    assert len(args.stuff) == 5
 
 
 # ------------------------------------------- converter: nothing is lost

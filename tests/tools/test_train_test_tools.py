@@ -260,13 +260,14 @@ def test_bad_data_root_options_are_refused(elsewhere, tmp_path, monkeypatch,
 
 def test_a_head_sized_for_other_classes_is_refused(tmp_path, monkeypatch,
                                                   fake_stage1_checkpoint):
-    # 12 things + 6 stuff; the toy configs' heads have 10 + 5 classes.
+    # Two things and a stuff class more than the toy configs' heads have.
     root = tmp_path / 'larger_toy'
     generate_toy_dataset(
         str(root), num_train=4, num_val=2, image_size=64,
         thing_classes=list(DEFAULT_THING_CLASSES) +
-        ['red triangle', 'green square'],
-        stuff_classes=list(DEFAULT_STUFF_CLASSES) + ['purple stripes'])
+        ['cyan circle', 'magenta square'],
+        stuff_classes=list(DEFAULT_STUFF_CLASSES) + ['olive stripes'])
+    things = len(DEFAULT_THING_CLASSES)
     config = REPO / 'configs/toy/pading_toy_stage1.py'
     # Refused before anything is written: no work dir here afterwards.
     monkeypatch.chdir(tmp_path)
@@ -275,8 +276,8 @@ def test_a_head_sized_for_other_classes_is_refused(tmp_path, monkeypatch,
             ('test.py', (config, fake_stage1_checkpoint), 'test_dataloader')):
         message = tool_main(monkeypatch, name, *args, '--data-root', root)
         assert message.startswith(f'error: {loader}.dataset')
-        assert ('model.panoptic_head.num_things_classes=10 but the data set '
-                'has 12 things') in message
+        assert (f'model.panoptic_head.num_things_classes={things} but the '
+                f'data set has {things + 2} things') in message
     assert not (tmp_path / 'work_dirs').exists()
 
 

@@ -29,9 +29,9 @@ itself (Euclidean distances, before t-SNE):
 Examples::
 
     python tools/analysis_tools/vis_features.py \\
-        --model GMMN pading_toy_stage2_gmmn work_dirs/gmmn/iter_300.pth \\
-        --model P pading_toy_stage2_p work_dirs/p/iter_300.pth \\
-        --model PADing pading_toy_stage2 work_dirs/pading/iter_300.pth \\
+        --model GMMN pading_toy_stage2_gmmn work_dirs/gmmn/iter_1000.pth \\
+        --model P pading_toy_stage2_p work_dirs/p/iter_1000.pth \\
+        --model PADing pading_toy_stage2 work_dirs/pading/iter_1000.pth \\
         --out docs/results/toy_tsne.png
     # a config file, another data root, fewer images
     python tools/analysis_tools/vis_features.py --data-root data/toy \\

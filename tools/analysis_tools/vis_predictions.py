@@ -11,8 +11,8 @@ printed per model.
 Examples::
 
     python tools/analysis_tools/vis_predictions.py \\
-        --model GMMN pading_toy_stage2_gmmn work_dirs/gmmn/iter_300.pth \\
-        --model PADing pading_toy_stage2 work_dirs/pading/iter_300.pth \\
+        --model GMMN pading_toy_stage2_gmmn work_dirs/gmmn/iter_1000.pth \\
+        --model PADing pading_toy_stage2 work_dirs/pading/iter_1000.pth \\
         --out docs/results/toy_predictions.png
     # stage 1 as a baseline, chosen images
     python tools/analysis_tools/vis_predictions.py --data-root data/toy \\

@@ -59,17 +59,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         'bytes (default: %(default)s)')
     parser.add_argument('--num-train', type=int, default=400,
                         help='training images (default: %(default)s)')
-    parser.add_argument('--num-val', type=int, default=100,
+    parser.add_argument('--num-val', type=int, default=200,
                         help='validation images (default: %(default)s)')
     parser.add_argument('--size', type=image_size, default=128,
                         help='image size, 128 or HEIGHTxWIDTH '
                         '(default: %(default)s)')
     parser.add_argument(
-        '--class-set', choices=list(CLASS_SETS), default='classic',
-        help='named classes: classic (10 things, 5 stuff, the demo\'s) or '
-        'grid (every colour x shape and colour x texture of 5 + 3 colours: '
-        '20 things, 9 stuff); the same 3 unseen classes. --things, --stuff '
-        'and --unseen replace its lists (default: %(default)s)')
+        '--class-set', choices=list(CLASS_SETS), default='grid',
+        help='named classes: grid (every colour x shape and colour x '
+        'texture of 5 + 3 colours: 20 things, 9 stuff; the toy configs\') '
+        'or classic (10 things, 5 stuff, the default before the grid); the '
+        'same 3 unseen classes. --things, --stuff and --unseen replace its '
+        'lists (default: %(default)s)')
     parser.add_argument('--things', type=class_list,
                         help='thing classes, "<colour> <shape>", comma-'
                         'separated (default: the class set\'s)')

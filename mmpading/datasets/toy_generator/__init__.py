@@ -32,6 +32,8 @@ bytes (each image draws from its own random stream seeded by
 """
 from .classes import (
     CLASS_SETS,
+    CLASSIC_STUFF_CLASSES,
+    CLASSIC_THING_CLASSES,
     COLOURS,
     DEFAULT_STUFF_CLASSES,
     DEFAULT_THING_CLASSES,
@@ -55,7 +57,8 @@ from .drawing import IGNORE_LABEL, ToyScene, draw_scene
 from .generator import SPLIT_IMAGE_ID_START, generate_toy_dataset
 
 __all__ = [
-    'CLASS_SETS', 'COLOURS', 'DEFAULT_STUFF_CLASSES', 'DEFAULT_THING_CLASSES',
+    'CLASS_SETS', 'CLASSIC_STUFF_CLASSES', 'CLASSIC_THING_CLASSES',
+    'COLOURS', 'DEFAULT_STUFF_CLASSES', 'DEFAULT_THING_CLASSES',
     'DEFAULT_UNSEEN_CLASSES', 'FLAT', 'GRID_STUFF_CLASSES',
     'GRID_THING_CLASSES', 'IGNORE_LABEL', 'SHAPES',
     'SPLIT_IMAGE_ID_START', 'STUFF_CATEGORY_START', 'TEXTURES',

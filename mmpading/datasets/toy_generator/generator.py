@@ -33,7 +33,7 @@ SPLIT_IMAGE_ID_START = {'train': 1, 'val': 10_000_001}
 def generate_toy_dataset(out_dir: str,
                          seed: int = 0,
                          num_train: int = 400,
-                         num_val: int = 100,
+                         num_val: int = 200,
                          image_size: int | tuple[int, int] = 128,
                          thing_classes: Sequence[str] = DEFAULT_THING_CLASSES,
                          stuff_classes: Sequence[str] = DEFAULT_STUFF_CLASSES,
