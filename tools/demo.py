@@ -14,12 +14,14 @@ Steps:
        (``pading_toy_stage2_gmmn.py``).
     4. Evaluate both on all classes and print seen / unseen / HM for PQ, SQ,
        RQ, mIoU and mask mAP50, with how much the result moves across seeds
-       (``docs/results/demo_seeds.md``).
+       (``docs/results/demo_seeds.md``: the whole pipeline per seed;
+       ``docs/results/unseen_diagnosis.md``: PADing's stage 2 per seed from
+       one stage-1 model).
 
 Where it writes (the layout of ``tools/train.py``): each run goes to
 ``<work-dir>/<config name>`` (``pading_toy_stage1``, ``pading_toy_stage2``,
 ``pading_toy_stage2_gmmn``), so that ``tools/test.py
-configs/toy/pading_toy_stage2.py work_dirs/pading_toy_stage2/iter_300.pth``
+configs/toy/pading_toy_stage2.py work_dirs/pading_toy_stage2/iter_1000.pth``
 evaluates the demo's model; the demo's own outputs (``results.json``,
 ``summary.txt``, ``overlays/``: ground truth | PADing's panoptic prediction
 per validation image) go to ``<work-dir>/demo``. Nothing is deleted: without
@@ -43,9 +45,11 @@ from mmpading.apis.toy_demo import (
     describe_toy_dataset,
     format_dataset_summary,
     format_seed_spread,
+    format_stage2_spread,
     format_table,
     keep_earlier_runs,
     load_seed_sweep,
+    load_stage2_spread,
     report_paths,
     run_toy_demo,
 )
@@ -53,6 +57,8 @@ from mmpading.datasets.toy_generator import generate_toy_dataset
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SEED_SWEEP = osp.join(REPO_ROOT, 'docs', 'results', 'demo_seeds.json')
+STAGE2_SPREAD = osp.join(REPO_ROOT, 'docs', 'results',
+                         'unseen_diagnosis.json')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,6 +91,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help='seed sweep to print beside the table (written by '
         'tools/analysis_tools/measure_demo_seeds.py; default: '
         'docs/results/demo_seeds.json)')
+    parser.add_argument(
+        '--stage2-spread',
+        default=STAGE2_SPREAD,
+        help='PADing over stage-2 seeds of one stage-1 model, to print '
+        'beside the table (written by tools/analysis_tools/'
+        'diagnose_unseen.py; default: docs/results/unseen_diagnosis.json)')
     args = parser.parse_args(argv)
     for option in ('stage1_iters', 'stage2_iters'):
         value = getattr(args, option)
@@ -134,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # A broken sweep file is reported before the training, not after.
         sweep = load_seed_sweep(args.seed_spread)
+        stage2_sweep = load_stage2_spread(args.stage2_spread)
     except ValueError as error:
         raise SystemExit(f'error: {error}') from None
     start = time.time()
@@ -156,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     banner(title)
     table = format_table(run['results'])
     seeds = format_seed_spread(sweep, sweep_source(args.seed_spread), run)
+    seeds += '\n' + format_stage2_spread(
+        stage2_sweep, sweep_source(args.stage2_spread), run)
     paths = report_paths(layout, run)
     elapsed = f'Demo finished in {(time.time() - start) / 60:.1f} min'
     print(f'{table}\n\n{seeds}\n\n{paths}\n{elapsed}', flush=True)

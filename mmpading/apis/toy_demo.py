@@ -397,6 +397,78 @@ def format_seed_spread(record: Mapping | None,
     return '\n'.join(lines)
 
 
+def load_stage2_spread(path: str) -> dict | None:
+    """A diagnosis written by ``diagnose_unseen.py``; None if absent.
+
+    Raises:
+        ValueError: The file is not such a diagnosis (names the file).
+    """
+    if not osp.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            record = json.load(f)
+        # Every seed's last point must hold the PQ the lines print.
+        last_pq = [float(entry['curve'][-1]['pq'][key])
+                   for entry in record['seeds'] for key in ('hm', 'unseen')]
+        if not last_pq:
+            raise ValueError('no seeds')
+        int(record['stage2_iters'])
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        raise ValueError(
+            f'{path} is not a diagnosis of tools/analysis_tools/'
+            'diagnose_unseen.py; write it again with that script or pass '
+            'another --stage2-spread file') from None
+    return record
+
+
+def format_stage2_spread(record: Mapping | None, source: str,
+                         run: Mapping) -> str:
+    """How much PADing moves across stage-2 seeds of one stage-1 model.
+
+    The stability measurement of the toy set: 10 stage-2 seeds trained
+    from one stage-1 checkpoint (from its feature cache), each scored at
+    the last iteration, as ``diagnose_unseen.py`` writes them.
+
+    Args:
+        record (Mapping, optional): The diagnosis (None: not measured).
+        source (str): The file to cite (its Markdown report).
+        run (Mapping): This run, as :func:`run_toy_demo` returns it.
+
+    Returns:
+        str: One or two lines: mean ± sample std and min-max of PADing's
+        HM-PQ and unseen PQ, the seeds with unseen PQ 0, and whether the
+        diagnosis is comparable with this run.
+    """
+    if record is None:
+        return (f'Stage-2 seed spread: not measured yet ({source} is '
+                'missing; tools/analysis_tools/diagnose_unseen.py writes '
+                'it).')
+    last = [entry['curve'][-1]['pq'] for entry in record['seeds']]
+    hm = spread([pq['hm'] for pq in last])
+    unseen = spread([pq['unseen'] for pq in last])
+    zeros = sum(pq['unseen'] == 0 for pq in last)
+    lines = [
+        f'PADing across {hm["n"]} stage-2 seeds of one stage-1 model '
+        f'({source}; {record["stage2_iters"]} iterations): PQ HM '
+        f'{hm["mean"]:.1f} ± {hm["std"]:.1f} (min-max {hm["min"]:.1f}-'
+        f'{hm["max"]:.1f}), PQ unseen {unseen["mean"]:.1f} ± '
+        f'{unseen["std"]:.1f}; unseen PQ 0 in {zeros} of {hm["n"]} seeds.'
+    ]
+    iterations = run['schedule'].get(VARIANTS['PADing'])
+    differences = []
+    if record.get('config', VARIANTS['PADing']) != VARIANTS['PADing']:
+        differences.append(f'config {record["config"]} there, '
+                           f'{VARIANTS["PADing"]} here')
+    if int(record['stage2_iters']) != iterations:
+        differences.append(f'{record["stage2_iters"]} stage-2 iterations '
+                           f'there, {iterations} here')
+    if differences:
+        lines.append('  Not comparable with this run: '
+                     + '; '.join(differences) + '.')
+    return '\n'.join(lines)
+
+
 def report_paths(layout: DemoLayout, run: Mapping) -> str:
     """Where the demo's outputs are, and the CLI command that tests again.
 

@@ -14,8 +14,10 @@ from mmpading.apis.toy_demo import (
     describe_toy_dataset,
     format_dataset_summary,
     format_seed_spread,
+    format_stage2_spread,
     keep_earlier_runs,
     load_seed_sweep,
+    load_stage2_spread,
     schedule_of,
 )
 from mmpading.utils.config_utils import toy_config
@@ -162,3 +164,54 @@ def test_a_broken_sweep_file_is_named(tmp_path):
     path.write_text('{"seeds": [')
     with pytest.raises(ValueError, match='measure_demo_seeds.py'):
         load_seed_sweep(str(path))
+
+
+def diagnosis(hms: list[float], unseen: list[float],
+              iterations: int | None = None) -> dict:
+    """A record as diagnose_unseen.py writes it (last points only)."""
+    iterations = iterations or schedule_of()[VARIANTS['PADing']]
+    return dict(config=VARIANTS['PADing'], stage2_iters=iterations, seeds=[
+        dict(seed=i, curve=[dict(iteration=iterations,
+                                 pq=dict(seen=50.0, unseen=u, hm=h))])
+        for i, (h, u) in enumerate(zip(hms, unseen))])
+
+
+def test_stage2_spread_is_computed_from_the_diagnosis():
+    hms, unseen = [40.0, 0.0, 46.5], [35.0, 0.0, 41.0]
+    text = format_stage2_spread(diagnosis(hms, unseen), 'd.md', this_run())
+    assert text.startswith('PADing across 3 stage-2 seeds of one stage-1 '
+                           f'model (d.md; {schedule_of()[VARIANTS["PADing"]]}'
+                           ' iterations)')
+    assert (f'PQ HM {statistics.fmean(hms):.1f} ± '
+            f'{statistics.stdev(hms):.1f} (min-max 0.0-46.5)') in text
+    assert (f'PQ unseen {statistics.fmean(unseen):.1f} ± '
+            f'{statistics.stdev(unseen):.1f}') in text
+    assert 'unseen PQ 0 in 1 of 3 seeds' in text
+    assert 'Not comparable' not in text
+
+
+def test_stage2_spread_says_when_it_is_missing_or_not_comparable():
+    text = format_stage2_spread(None, 'd.md', this_run())
+    assert 'not measured yet (d.md is missing' in text
+    record = diagnosis([1.0], [1.0], iterations=300)
+    record['config'] = 'pading_toy_stage2_p'
+    text = format_stage2_spread(record, 'd.md', this_run())
+    here = schedule_of()[VARIANTS['PADing']]
+    assert ('Not comparable with this run: config pading_toy_stage2_p '
+            f'there, {VARIANTS["PADing"]} here; 300 stage-2 iterations '
+            f'there, {here} here.') in text
+
+
+def test_a_broken_diagnosis_file_is_named(tmp_path):
+    path = tmp_path / 'unseen_diagnosis.json'
+    assert load_stage2_spread(str(path)) is None
+    for text in ('{"seeds": [', json.dumps({'seeds': []}),
+                 json.dumps(dict(diagnosis([1.0], [1.0]),
+                                 seeds=[{'curve': []}]))):
+        path.write_text(text)
+        with pytest.raises(ValueError, match='unseen_diagnosis.json is not '
+                           'a diagnosis of .*diagnose_unseen.py'):
+            load_stage2_spread(str(path))
+    path.write_text(json.dumps(diagnosis([1.0], [1.0])))
+    assert load_stage2_spread(str(path))['stage2_iters'] == schedule_of()[
+        VARIANTS['PADing']]

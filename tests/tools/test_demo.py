@@ -35,6 +35,18 @@ def fake_sweep(path: Path, schedule: dict) -> dict:
     return record
 
 
+def fake_stage2_spread(path: Path, iterations: int) -> list[float]:
+    """A diagnosis as diagnose_unseen.py writes it (3 seeds); HM-PQs."""
+    hms = [40.0, 44.5, 47.0]
+    record = dict(config=VARIANTS['PADing'], stage2_iters=iterations,
+                  seeds=[dict(seed=seed, curve=[dict(
+                      iteration=iterations,
+                      pq=dict(seen=55.0, unseen=hm * 0.8, hm=hm))])
+                      for seed, hm in enumerate(hms)])
+    path.write_text(json.dumps(record))
+    return hms
+
+
 @pytest.mark.slow
 def test_demo_prints_the_table_and_keeps_the_earlier_run(tmp_path):
     data_root = tmp_path / 'toy'
@@ -45,9 +57,11 @@ def test_demo_prints_the_table_and_keeps_the_earlier_run(tmp_path):
     sweep_file = tmp_path / 'demo_seeds.json'
     schedule = {name: 2 for name in (STAGE1_CONFIG, *VARIANTS.values())}
     sweep = fake_sweep(sweep_file, schedule)
+    stage2_file = tmp_path / 'unseen_diagnosis.json'
+    hms = fake_stage2_spread(stage2_file, 2)
 
     first = run_demo(data_root, work_dir, 2, '--seed-spread',
-                     str(sweep_file))
+                     str(sweep_file), '--stage2-spread', str(stage2_file))
     assert first.returncode == 0, first.stderr[-3000:]
     output = first.stdout
     assert 'Generalized zero-shot results' in output
@@ -80,6 +94,13 @@ def test_demo_prints_the_table_and_keeps_the_earlier_run(tmp_path):
         assert f'{name} {statistics.fmean(values):.1f} ± ' \
             f'{statistics.stdev(values):.1f}' in line
     assert 'This run: seed 0' in output
+    # And PADing's spread over stage-2 seeds of one stage-1 model.
+    (line, ) = [x for x in output.splitlines()
+                if x.startswith('PADing across 3 stage-2 seeds')]
+    assert f'PQ HM {statistics.fmean(hms):.1f} ± ' \
+        f'{statistics.stdev(hms):.1f}' in line
+    assert 'unseen PQ 0 in 0 of 3 seeds' in line
+    assert 'Not comparable' not in output
 
     # The console: no config dumps or parameter lists; the log has them.
     everything = output + first.stderr
@@ -96,7 +117,8 @@ def test_demo_prints_the_table_and_keeps_the_earlier_run(tmp_path):
     first_checkpoint = (stage1 / 'iter_2.pth').read_bytes()
     missing = tmp_path / 'no_sweep.json'
     second = run_demo(data_root, work_dir, 1, '--no-overlays',
-                      '--seed-spread', str(missing))
+                      '--seed-spread', str(missing), '--stage2-spread',
+                      str(stage2_file))
     assert second.returncode == 0, second.stderr[-3000:]
     (kept, ) = work_dir.glob(f'{STAGE1_CONFIG}.*')
     assert (kept / 'iter_2.pth').read_bytes() == first_checkpoint
@@ -108,15 +130,19 @@ def test_demo_prints_the_table_and_keeps_the_earlier_run(tmp_path):
     # No sweep beside the table: the demo says so.
     assert 'Seed spread: not measured yet' in second.stdout
     assert f'{missing.with_suffix(".md")} is missing' in second.stdout
+    # The diagnosis was measured with 2 stage-2 iterations, this run has 1.
+    assert ('Not comparable with this run: 2 stage-2 iterations there, 1 '
+            'here.') in second.stdout
 
 
-def test_a_broken_seed_sweep_stops_the_demo_first(tmp_path):
+@pytest.mark.parametrize('option', ['--seed-spread', '--stage2-spread'])
+def test_a_broken_seed_sweep_stops_the_demo_first(tmp_path, option):
     broken = tmp_path / 'demo_seeds.json'
     broken.write_text('{"seeds": [')
     result = subprocess.run(
         [sys.executable, str(REPO / 'tools' / 'demo.py'), '--work-dir',
          str(tmp_path / 'work'), '--data-root', str(tmp_path / 'toy'),
-         '--seed-spread', str(broken)],
+         option, str(broken)],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith('error: ')
