@@ -52,7 +52,7 @@ DEFAULT_UNSEEN_CLASSES = TOY_UNSEEN_CLASSES
 # 4 colours x 3 shapes (10 things) and 5 stuff classes, the same unseen
 # classes. Each unseen thing's colour and shape come with only 2 and 2-3
 # seen partners: the generator's blue circle lands on the real blue squares
-# (docs/results/unseen_diagnosis_dev.md), so its unseen PQ is a lottery.
+# (docs/results/unseen_diagnosis_classic_dev.md): its unseen PQ is a lottery.
 CLASSIC_THING_CLASSES = ('red circle', 'green circle', 'yellow circle',
                          'blue circle', 'red square', 'blue square',
                          'yellow square', 'green triangle', 'blue triangle',
