@@ -14,7 +14,7 @@ import os
 import os.path as osp
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mmpading.apis.toy_experiments import evaluate_toy_config, train_toy_config
@@ -311,27 +311,54 @@ def seed_values(record: Mapping, label: str, metric: str) -> list[float]:
     return [v for v in values if not math.isnan(v)]
 
 
-def load_seed_sweep(path: str) -> dict | None:
-    """A sweep written by ``measure_demo_seeds.py``; None if absent.
+def _load_record(path: str, check: Callable[[dict], None], what: str,
+                 option: str) -> dict | None:
+    """A JSON record a measurement tool wrote; None if the file is absent.
+
+    Args:
+        path (str): The file.
+        check (Callable): Raises ValueError, TypeError, KeyError,
+            IndexError or AttributeError when the record lacks what the
+            demo prints.
+        what (str): What the file should be, e.g. ``'a seed sweep of
+            tools/analysis_tools/measure_demo_seeds.py'``.
+        option (str): The demo's option that names the file.
 
     Raises:
-        ValueError: The file is not such a sweep (names the file).
+        ValueError: The file is not such a record (names the file, the
+            reason and the fix).
     """
     if not osp.isfile(path):
         return None
     try:
         with open(path) as f:
             record = json.load(f)
-        if not isinstance(record.get('seeds'), list) or \
-                not isinstance(record.get('schedule'), dict):
-            raise ValueError('no "seeds" list or "schedule"')
-    except (ValueError, AttributeError):
+        check(record)
+    except (ValueError, TypeError, KeyError, IndexError,
+            AttributeError) as error:
         raise ValueError(
-            f'{path} is not a seed sweep of '
-            'tools/analysis_tools/measure_demo_seeds.py ({error}); write it '
-            'again with that script or pass another --seed-spread file'
+            f'{path} is not {what} ({type(error).__name__}: {error}); write '
+            f'it again with that script or pass another {option} file'
         ) from None
     return record
+
+
+def _check_seed_sweep(record: dict) -> None:
+    if not isinstance(record.get('seeds'), list) or \
+            not isinstance(record.get('schedule'), dict):
+        raise ValueError('no "seeds" list or "schedule"')
+
+
+def load_seed_sweep(path: str) -> dict | None:
+    """A sweep written by ``measure_demo_seeds.py``; None if absent.
+
+    Raises:
+        ValueError: The file is not such a sweep (names the file).
+    """
+    return _load_record(
+        path, _check_seed_sweep,
+        'a seed sweep of tools/analysis_tools/measure_demo_seeds.py',
+        '--seed-spread')
 
 
 def _image_counts(data: Mapping) -> dict[str, int]:
@@ -397,29 +424,25 @@ def format_seed_spread(record: Mapping | None,
     return '\n'.join(lines)
 
 
+def _check_stage2_spread(record: dict) -> None:
+    # Every seed's last point must hold the PQ the lines print.
+    last_pq = [float(entry['curve'][-1]['pq'][key])
+               for entry in record['seeds'] for key in ('hm', 'unseen')]
+    if not last_pq:
+        raise ValueError('no seeds')
+    int(record['stage2_iters'])
+
+
 def load_stage2_spread(path: str) -> dict | None:
     """A diagnosis written by ``diagnose_unseen.py``; None if absent.
 
     Raises:
         ValueError: The file is not such a diagnosis (names the file).
     """
-    if not osp.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            record = json.load(f)
-        # Every seed's last point must hold the PQ the lines print.
-        last_pq = [float(entry['curve'][-1]['pq'][key])
-                   for entry in record['seeds'] for key in ('hm', 'unseen')]
-        if not last_pq:
-            raise ValueError('no seeds')
-        int(record['stage2_iters'])
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-        raise ValueError(
-            f'{path} is not a diagnosis of tools/analysis_tools/'
-            'diagnose_unseen.py; write it again with that script or pass '
-            'another --stage2-spread file') from None
-    return record
+    return _load_record(
+        path, _check_stage2_spread,
+        'a diagnosis of tools/analysis_tools/diagnose_unseen.py',
+        '--stage2-spread')
 
 
 def format_stage2_spread(record: Mapping | None, source: str,
