@@ -21,6 +21,10 @@ from mmpading.utils.compat import load_from_local
 from mmpading.utils.config_utils import cwd_note
 
 LEARNER_PREFIX = 'zero_shot.'
+CACHED_MODEL_TYPE = 'PADingFromCache'
+# What a stage-2 run from a feature cache (PADingFromCache) saves besides
+# its learner: stage 1's classifier, which initialises the learner's.
+CACHED_RUN_PREFIX = 'cls_embed.'
 _INITIALISED_KEYS = ('zero_shot.classifier_initialised',
                      'zero_shot.module.classifier_initialised')
 #: What the checkpoint is used for.
@@ -55,10 +59,14 @@ class CheckpointContents:
             (``zero_shot.*``).
         classifier_initialised (bool): Its learner's classifier was
             initialised from stage 1's ``cls_embed`` (stage-2 training ran).
+        has_segmenter (bool): It holds segmenter weights (any key besides
+            the learner's and ``cls_embed.*``); a stage-2 run trained from
+            a feature cache saves only its learner.
     """
     path: str
     has_learner: bool
     classifier_initialised: bool
+    has_segmenter: bool = True
 
     @property
     def stage(self) -> int:
@@ -82,10 +90,15 @@ def read_checkpoint_contents(checkpoint: str) -> CheckpointContents:
         for key in state_dict)
     flag = next((state_dict[key] for key in _INITIALISED_KEYS
                  if key in state_dict), None)
+    has_segmenter = any(
+        isinstance(key, str)
+        and not key.startswith((LEARNER_PREFIX, CACHED_RUN_PREFIX))
+        for key in state_dict)
     return CheckpointContents(
         path=checkpoint,
         has_learner=has_learner,
-        classifier_initialised=flag is not None and bool(flag))
+        classifier_initialised=flag is not None and bool(flag),
+        has_segmenter=has_segmenter)
 
 
 def config_stage(cfg: Config | dict) -> int:
@@ -113,7 +126,8 @@ def check_checkpoint_fits(checkpoint: str,
                           use: str,
                           source: str | None = None,
                           config: str | None = None,
-                          work_dir: str | None = None) -> str | None:
+                          work_dir: str | None = None,
+                          needs_segmenter: bool = True) -> str | None:
     """Refuse a checkpoint of the wrong stage for ``use``; note a harmless one.
 
     ===========  =====================  ====================================
@@ -124,7 +138,11 @@ def check_checkpoint_fits(checkpoint: str,
     stage 1      stage 2, ``resume``    refused: the other run's state
     stage 1      stage 2, other uses    note: ``zero_shot.*`` is ignored
     stage 2      stage 2, ``load_from`` note: continues its learner
+    stage 2      learner only, any use  refused: a random segmenter
     ===========  =====================  ====================================
+
+    A learner-only checkpoint is what a stage-2 run from a feature cache
+    saves; its own model (``needs_segmenter=False``) takes it.
 
     Args:
         checkpoint (str): The checkpoint file. Remote ones (``s3://``,
@@ -137,6 +155,8 @@ def check_checkpoint_fits(checkpoint: str,
         config (str, optional): The config file, for the messages.
         work_dir (str, optional): The work dir the checkpoint was found in
             (``--resume`` without a path), for the messages.
+        needs_segmenter (bool): The model takes its segmenter from the
+            checkpoint (False for ``PADingFromCache``, which has none).
 
     Returns:
         str | None: A note to show the user when the checkpoint fits with a
@@ -159,6 +179,16 @@ def check_checkpoint_fits(checkpoint: str,
             f'{named} does not exist{cwd_note(checkpoint)}. '
             + _MISSING_FIXES[use])
     contents = read_checkpoint_contents(checkpoint)
+    if stage == 2 and needs_segmenter and contents.has_learner and \
+            not contents.has_segmenter:
+        raise CheckpointMismatchError(
+            f'{named} holds only a stage-2 learner (zero_shot.*) trained '
+            'from a feature cache, no segmenter weights: the model would '
+            'run with a random segmenter. Merge it with the stage-1 '
+            'checkpoint its cache was built from '
+            '(mmpading.apis.feature_cache_builder.merge_learner_checkpoint('
+            'STAGE1, CHECKPOINT, OUT)) and pass OUT, or evaluate it from '
+            'its cache (docs/feature_cache.md).')
     other_run = '' if work_dir is None else (
         f' The work dir {work_dir} holds a stage-{contents.stage} run: '
         'give this run its own --work-dir.')
@@ -217,7 +247,9 @@ def check_config_checkpoint(cfg: Config,
     """:func:`check_checkpoint_fits` for the stage of ``cfg``."""
     config = cfg.filename if cfg.filename and osp.isfile(
         cfg.filename) else None
-    return check_checkpoint_fits(checkpoint, config_stage(cfg), use,
-                                 source=source, config=config,
-                                 work_dir=work_dir)
+    model = cfg.get('model', None) or {}
+    return check_checkpoint_fits(
+        checkpoint, config_stage(cfg), use, source=source, config=config,
+        work_dir=work_dir,
+        needs_segmenter=model.get('type') != CACHED_MODEL_TYPE)
 

@@ -122,3 +122,38 @@ def test_load_model_refuses_a_stage1_checkpoint_for_stage2(
     model = load_model(toy_config('pading_toy_stage1', tiny_toy_root),
                        stage1_checkpoint)
     assert type(model).__name__ == 'Mask2Former' and not model.training
+
+
+def learner_only(path) -> str:
+    """What a stage-2 run from a feature cache saves: stage 1's classifier
+    and the trained learner, no segmenter."""
+    torch.save({'meta': {'iter': 2}, 'state_dict': {
+        'cls_embed.weight': torch.zeros(3, 2),
+        'zero_shot.classifier.weight': torch.zeros(3, 2),
+        'zero_shot.classifier_initialised': torch.tensor(1)}}, path)
+    return str(path)
+
+
+def test_a_learner_only_checkpoint_is_refused_where_a_segmenter_is_needed(
+        tmp_path, stage2):
+    path = learner_only(tmp_path / 'cached.pth')
+    contents = read_checkpoint_contents(path)
+    assert contents.stage == 2 and not contents.has_segmenter
+    assert read_checkpoint_contents(stage2).has_segmenter
+    for use in ('test', 'load_from', 'resume'):
+        with pytest.raises(CheckpointMismatchError) as error:
+            check_checkpoint_fits(path, 2, use)
+        message = str(error.value)
+        assert repr(path) in message and 'random segmenter' in message
+        assert 'merge_learner_checkpoint' in message
+    # Its own model (PADingFromCache) has no segmenter to load.
+    assert check_checkpoint_fits(path, 2, 'resume',
+                                 needs_segmenter=False) is None
+
+
+def test_load_model_refuses_a_learner_only_checkpoint(tmp_path,
+                                                       tiny_toy_root):
+    path = learner_only(tmp_path / 'cached.pth')
+    cfg = toy_config('pading_toy_stage2', tiny_toy_root)
+    with pytest.raises(ValueError, match='random segmenter'):
+        load_model(cfg, path)
