@@ -13,7 +13,9 @@ redesign, with::
         tests/models/test_stage2_regression.py
 
 Write them again only for an intended change of behaviour, and say so in
-the commit.
+the commit. They were recorded on the classic toy classes (10 things, 5
+stuff), the toy default then: the cases run on a tiny toy set of those
+classes with the heads sized for them (:data:`CLASSIC_HEADS`).
 """
 from __future__ import annotations
 
@@ -31,6 +33,11 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 import mmpading  # noqa: F401  (registers components)
+from mmpading.datasets.toy_generator import (
+    CLASSIC_STUFF_CLASSES,
+    CLASSIC_THING_CLASSES,
+    generate_toy_dataset,
+)
 from mmpading.utils.config_utils import toy_config
 
 from _helpers import build_with_dataset_meta, tiny_run_options
@@ -57,13 +64,42 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# The toy configs' heads for the classic classes (10 + 5, + no-object).
+CLASSIC_HEADS = {
+    'model.panoptic_head.num_things_classes': len(CLASSIC_THING_CLASSES),
+    'model.panoptic_head.num_stuff_classes': len(CLASSIC_STUFF_CLASSES),
+    'model.panoptic_head.loss_cls.class_weight':
+    [1.0] * (len(CLASSIC_THING_CLASSES) + len(CLASSIC_STUFF_CLASSES)) +
+    [0.1],
+    'model.panoptic_fusion_head.num_things_classes':
+    len(CLASSIC_THING_CLASSES),
+    'model.panoptic_fusion_head.num_stuff_classes':
+    len(CLASSIC_STUFF_CLASSES),
+}
+
+
+@pytest.fixture(scope='module')
+def classic_toy_root(tmp_path_factory) -> str:
+    """The tiny toy set of tests/conftest.py with the classic classes."""
+    root = tmp_path_factory.mktemp('classic_tiny_toy')
+    generate_toy_dataset(
+        str(root), seed=0, num_train=16, num_val=6, image_size=64,
+        thing_classes=CLASSIC_THING_CLASSES,
+        stuff_classes=CLASSIC_STUFF_CLASSES)
+    return str(root)
+
+
+def classic_config(name: str, data_root: str, work_dir: Path):
+    return toy_config(name, data_root, str(work_dir), **CLASSIC_HEADS,
+                      **tiny_run_options(1))
+
+
 def run_fixed_batch(name: str, data_root: str, tmp_path: Path) -> dict:
     """Losses and learner statistics after two steps on one batch."""
     from mmdet.registry import DATASETS, MODELS
     init_default_scope('mmdet')
-    cfg = toy_config(name, data_root, str(tmp_path), **tiny_run_options(1))
-    stage1_cfg = toy_config('pading_toy_stage1', data_root, str(tmp_path),
-                            **tiny_run_options(1))
+    cfg = classic_config(name, data_root, tmp_path)
+    stage1_cfg = classic_config('pading_toy_stage1', data_root, tmp_path)
     seed_everything(0)
     stage1 = MODELS.build(stage1_cfg.model)
     stage1_path = tmp_path / 'stage1.pth'
@@ -106,9 +142,9 @@ def one_thread():
 
 
 @pytest.mark.parametrize('name', CASES)
-def test_stage2_step_matches_the_recorded_behaviour(name, tiny_toy_root,
+def test_stage2_step_matches_the_recorded_behaviour(name, classic_toy_root,
                                                     tmp_path):
-    result = run_fixed_batch(name, tiny_toy_root, tmp_path)
+    result = run_fixed_batch(name, classic_toy_root, tmp_path)
     expected_file = EXPECTED_DIR / f'{name}.json'
     if WRITE:
         EXPECTED_DIR.mkdir(parents=True, exist_ok=True)
@@ -132,12 +168,11 @@ def test_stage2_step_matches_the_recorded_behaviour(name, tiny_toy_root,
                                          abs=TENSOR_ATOL), key
 
 
-def test_the_recorded_steps_move_the_learner(tiny_toy_root, tmp_path):
+def test_the_recorded_steps_move_the_learner(classic_toy_root, tmp_path):
     """The comparison could fail: the steps change the weights they
     record (a zero learning rate would leave them at the seeded init)."""
     init_default_scope('mmdet')
-    cfg = toy_config(CASES[0], tiny_toy_root, str(tmp_path),
-                     **tiny_run_options(1))
+    cfg = classic_config(CASES[0], classic_toy_root, tmp_path)
     seed_everything(1)
     model = build_with_dataset_meta(cfg)
     initial = {key: float(value.double().norm())
