@@ -113,10 +113,19 @@ def process_group_cleanup() -> Iterator[None]:
     where gloo's worker threads can outlive the interpreter and abort the
     process (SIGABRT, "terminate called without an active exception")
     after a successful run. Tools wrap their work in this.
+
+    After a successful block every rank waits for the others first: a rank
+    that tears its connections down while a peer still talks to it can
+    abort that peer the same way. After a failure it does not wait (the
+    peers may be gone).
     """
+    succeeded = False
     try:
         yield
+        succeeded = True
     finally:
         if torch.distributed.is_available() and \
                 torch.distributed.is_initialized():
+            if succeeded:
+                torch.distributed.barrier()
             torch.distributed.destroy_process_group()

@@ -31,3 +31,19 @@ def test_without_a_group_nothing_happens():
     with process_group_cleanup():
         pass
     assert not dist.is_initialized()
+
+
+def test_ranks_wait_for_each_other_only_after_success(tmp_path,
+                                                     monkeypatch):
+    for name in ('a', 'b'):
+        (tmp_path / name).mkdir()
+    barriers = []
+    monkeypatch.setattr(dist, 'barrier', lambda: barriers.append(1))
+    with process_group_cleanup():
+        init_single_process_group(tmp_path / 'a')
+    assert barriers == [1]
+    with pytest.raises(RuntimeError, match='boom'):
+        with process_group_cleanup():
+            init_single_process_group(tmp_path / 'b')
+            raise RuntimeError('boom')
+    assert barriers == [1] and not dist.is_initialized()
