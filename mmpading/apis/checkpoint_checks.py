@@ -186,8 +186,8 @@ def check_checkpoint_fits(checkpoint: str,
             'from a feature cache, no segmenter weights: the model would '
             'run with a random segmenter. Merge it with the stage-1 '
             'checkpoint its cache was built from '
-            '(mmpading.apis.feature_cache_builder.merge_learner_checkpoint('
-            'STAGE1, CHECKPOINT, OUT)) and pass OUT, or evaluate it from '
+            '(python tools/model_converters/merge_cached_learner.py '
+            'STAGE1 CHECKPOINT OUT) and pass OUT, or evaluate it from '
             'its cache (docs/feature_cache.md).')
     other_run = '' if work_dir is None else (
         f' The work dir {work_dir} holds a stage-{contents.stage} run: '

@@ -419,6 +419,10 @@ def merge_learner_checkpoint(stage1_checkpoint: str, cached_checkpoint: str,
     stage1 = load_from_local(stage1_checkpoint, map_location='cpu')
     cached = load_from_local(cached_checkpoint, map_location='cpu')
     state = dict(stage1.get('state_dict', stage1))
+    if not any(key.startswith('backbone.') for key in state):
+        raise ValueError(f'{stage1_checkpoint!r} holds no segmenter weights '
+                         '(backbone.*): pass the stage-1 checkpoint the '
+                         'cache was built from')
     learner = {
         key: value
         for key, value in cached['state_dict'].items()

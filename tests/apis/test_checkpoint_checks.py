@@ -145,7 +145,7 @@ def test_a_learner_only_checkpoint_is_refused_where_a_segmenter_is_needed(
             check_checkpoint_fits(path, 2, use)
         message = str(error.value)
         assert repr(path) in message and 'random segmenter' in message
-        assert 'merge_learner_checkpoint' in message
+        assert 'merge_cached_learner.py' in message
     # Its own model (PADingFromCache) has no segmenter to load.
     assert check_checkpoint_fits(path, 2, 'resume',
                                  needs_segmenter=False) is None
