@@ -133,6 +133,110 @@ def test_report_names_the_split_of_its_data_set(ablation, tmp_path):
     assert 'split unknown' in ablation.split_description(str(tmp_path))
 
 
+
+def timed(results: dict, seconds: float) -> dict:
+    return {key: {seed: {**m, 'wall_time_s': seconds}
+                  for seed, m in runs.items()}
+            for key, runs in results.items()}
+
+
+def test_report_states_the_configs_schedule_and_counts_every_run(
+        ablation, tmp_path):
+    from mmpading.utils.config_utils import toy_config
+    root = tmp_path / 'toy'
+    root.mkdir()
+    (root / 'split.json').write_text(json.dumps(
+        dict(name='toy', seen=['a', 'b', 'c'], unseen=['d'])))
+    results = timed(fake_results({'p_a': [1, 2], 'pading': [3, 4]}), 60.0)
+    sweep = timed(fake_results({100: [5, 6]}), 60.0)
+    sweep[400] = results['pading']
+    # The sweeps' default points are the Table 1 runs: not counted again.
+    lambdas = {'pading': {1e-4: results['pading'],
+                          1.0: timed(fake_results({0: [7, 8]}), 60.0)[0]}}
+    args = ablation.parse_args(['--data-root', str(root), '--out',
+                                str(tmp_path / 'abl.md'), '--seeds', '0',
+                                '1', '--feature-cache'])
+    text = ablation.write_report(results, sweep, args, None, None, lambdas)
+    stage1 = toy_config('pading_toy_stage1', str(root)).train_cfg.max_iters
+    stage2 = toy_config('pading_toy_stage2', str(root)).train_cfg.max_iters
+    assert (f'stage 1: {stage1} iterations; stage 2: {stage2} iterations'
+            in text)
+    assert 'stage 2 from the feature cache' in text
+    assert '- Stage-2 runs: 8, each training + evaluation 1.0 min' in text
+    assert 'The toy set is not COCO: 4 procedural classes' in text
+    # Options override the configs.
+    args = ablation.parse_args(['--data-root', str(root), '--out',
+                                str(tmp_path / 'short.md'),
+                                '--stage2-iters', '7'])
+    text = ablation.write_report(results, {}, args, None, None)
+    assert f'stage 1: {stage1} iterations; stage 2: 7 iterations' in text
+
+
+def test_from_json_rewrites_the_same_report_without_the_runs(
+        ablation, tmp_path):
+    root = tmp_path / 'toy'
+    root.mkdir()
+    (root / 'split.json').write_text(json.dumps(
+        dict(name='toy', seen=['a', 'b'], unseen=['c'])))
+    out = tmp_path / 'r' / 'abl.md'
+    argv = ['--data-root', str(root), '--out', str(out), '--seeds', '0', '1',
+            '2', '--lambdas', '1e-4', '1']
+    results = fake_results({'projection': [0, 1, 0], 'pading': [5, 6, 7]})
+    sweep = fake_results({100: [4, 5, 4]})
+    lambdas = {'pading': {1e-4: results['pading'],
+                          1.0: fake_results({0: [1, 2, 3]})[0]}}
+    args = ablation.parse_args(argv)
+    text = ablation.write_report(results, sweep, args, fake_metrics(0.0),
+                                 125.0, lambdas)
+    assert 'Wall time of this command: 2.1 min' in text
+    raw = (tmp_path / 'r' / 'abl.json').read_text()
+    # The data set is gone; the report comes back from the raw metrics.
+    (root / 'split.json').unlink()
+    out.unlink()
+    ablation.main(['--from-json', '--out', str(out)])
+    assert out.read_text() == text
+    assert (tmp_path / 'r' / 'abl.json').read_text() == raw
+
+
+def test_from_json_needs_the_raw_metrics_and_their_record(ablation,
+                                                          tmp_path):
+    out = tmp_path / 'abl.md'
+    with pytest.raises(SystemExit, match='does not exist'):
+        ablation.main(['--from-json', '--out', str(out)])
+    (tmp_path / 'abl.json').write_text(json.dumps(
+        {'seeds': [0, 1], 'variants': {}, 'primitives': {}, 'lambdas': {},
+         'stage1': None}))
+    with pytest.raises(SystemExit, match='has no run record'):
+        ablation.main(['--from-json', '--out', str(out)])
+
+
+def test_figures_are_the_reports_own_with_their_commands(ablation,
+                                                        tmp_path):
+    results = fake_results({'gmmn': [1, 2], 'pading': [3, 4]})
+    out = tmp_path / 'abl.md'
+    args = ablation.parse_args(['--out', str(out), '--feature-cache',
+                                '--seeds', '3', '4', '--work-dir', 'w'])
+    # Another report's figures beside it are not this one's.
+    (tmp_path / 'toy_tsne.png').write_bytes(b'png')
+    assert '## Figures' not in ablation.write_report(results, {}, args,
+                                                     None, None)
+    (tmp_path / 'abl_tsne.png').write_bytes(b'png')
+    text = ablation.write_report(results, {}, args, None, None)
+    figures = text.split('## Figures')[1].split('## The paper')[0]
+    record = ablation.run_record(args, None)
+    stage1 = record['schedule']['stage1_iters']
+    stage2 = record['schedule']['stage2_iters']
+    # Runs from the cache hold the learner only: merged first.
+    for key in ('gmmn', 'p', 'pading'):
+        assert (f'merge_cached_learner.py w/stage1/iter_{stage1}.pth '
+                f'w/{key}/seed3/iter_{stage2}.pth w/{key}/seed3/merged.pth'
+                in figures)
+    assert '--model PADing pading_toy_stage2 w/pading/seed3/merged.pth' \
+        in figures
+    assert f'--out {tmp_path / "abl_tsne.png"}' in figures
+    assert 'abl_predictions.png' not in figures
+
+
 def test_lambda_variants_scale_a_and_d_only(ablation):
     assert ablation.lambda_variant('pading', 1e-4).key == 'pading'
     variant = ablation.lambda_variant('p_a', 0.01)

@@ -16,7 +16,14 @@ writes a Markdown report with mean +- std over seeds:
 
 Every run's metrics are cached in its work dir (``metrics.json``), so an
 interrupted ablation continues where it stopped with ``--reuse`` and the
-report can be rewritten from the cache with ``--report-only``.
+report can be rewritten from the cache with ``--report-only``, or from the
+raw metrics beside it (``<out stem>.json``, which records the command,
+split and schedule too) with ``--from-json`` when the runs are gone.
+
+The figure section lists the Fig. 5 / Fig. 6 analogues
+(``<out stem>_tsne.png``, ``<out stem>_predictions.png``) when they sit
+beside the report, with the commands that draw them from this ablation's
+seed-0 runs.
 
 Examples::
 
@@ -24,6 +31,8 @@ Examples::
     python tools/analysis_tools/run_ablation.py --reuse
     # rewrite the report from finished runs
     python tools/analysis_tools/run_ablation.py --report-only
+    # ... or from its raw metrics (docs/results/toy_ablation.json)
+    python tools/analysis_tools/run_ablation.py --from-json
     # a quick look: two seeds, short schedules, no sweep
     python tools/analysis_tools/run_ablation.py --seeds 0 1 \\
         --stage1-iters 100 --stage2-iters 50 --primitives \\
@@ -38,6 +47,7 @@ import math
 import os
 import os.path as osp
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -187,6 +197,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         '--report-only',
         action='store_true',
         help='train nothing: write the report from the cached metrics')
+    parser.add_argument(
+        '--from-json',
+        action='store_true',
+        help='train nothing, read no work dir: rewrite the report from the '
+        'raw metrics beside --out (<out stem>.json) with the command, split '
+        'and schedule recorded there')
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.sweep_seeds is None:
@@ -493,52 +509,109 @@ def lambda_section(lambdas: dict[str, dict[float, dict[int, dict]]]
     return lines + ['']
 
 
-def figure_section(args: argparse.Namespace, out_dir: str) -> list[str]:
+FIGURES = (
+    ('tsne', 'vis_features.py', ('gmmn', 'p', 'pading'),
+     'Fig. 5 analogue: t-SNE of real seen, real unseen and synthetic '
+     'unseen class embeddings.'),
+    ('predictions', 'vis_predictions.py', ('gmmn', 'pading'),
+     'Fig. 6 analogue: ground truth | GMMN | PADing panoptic predictions '
+     '(`*` marks unseen classes).'),
+)
+
+
+def figure_section(args: argparse.Namespace, record: dict) -> list[str]:
     """Figures 5 and 6 analogues, when they sit beside the report.
 
-    They come from the seed-0 checkpoints of this ablation, through their
-    own tools; the section gives the commands.
+    They are ``<out stem>_tsne.png`` and ``<out stem>_predictions.png``,
+    drawn from the seed-0 checkpoints of this ablation by their own tools;
+    the section gives the commands (runs from the feature cache hold the
+    learner only: they are merged with the stage-1 weights first).
     """
-    runs = {key: osp.join(args.work_dir, key, f'seed{args.seeds[0]}',
-                          f'iter_{args.stage2_iters or 300}.pth')
-            for key in ('gmmn', 'p', 'pading')}
+    stem = osp.splitext(args.out)[0]
+    seed_dir = {key: osp.join(args.work_dir, key, f'seed{args.seeds[0]}')
+                for key in ('gmmn', 'p', 'pading')}
+    trained = {key: osp.join(folder,
+                             f'iter_{record["schedule"]["stage2_iters"]}.pth')
+               for key, folder in seed_dir.items()}
+    if record['feature_cache']:
+        stage1 = osp.join(args.work_dir, 'stage1',
+                          f'iter_{record["schedule"]["stage1_iters"]}.pth')
+        runs = {key: osp.join(folder, 'merged.pth')
+                for key, folder in seed_dir.items()}
+        merge = [
+            'python tools/model_converters/merge_cached_learner.py '
+            f'{stage1} {trained[key]} {runs[key]}' for key in runs
+        ]
+    else:
+        runs, merge = trained, []
     configs = {'gmmn': ('GMMN', 'pading_toy_stage2_gmmn'),
                'p': ('P', 'pading_toy_stage2_p'),
                'pading': ('PADing', 'pading_toy_stage2')}
-    figures = (
-        ('toy_tsne.png', 'vis_features.py', ('gmmn', 'p', 'pading'),
-         'Fig. 5 analogue: t-SNE of real seen, real unseen and synthetic '
-         'unseen class embeddings.'),
-        ('toy_predictions.png', 'vis_predictions.py', ('gmmn', 'pading'),
-         'Fig. 6 analogue: ground truth | GMMN | PADing panoptic '
-         'predictions (`*` marks unseen classes).'),
-    )
     lines = []
-    for png, tool, keys, caption in figures:
-        if not osp.isfile(osp.join(out_dir, png)):
+    for suffix, tool, keys, caption in FIGURES:
+        png = f'{stem}_{suffix}.png'
+        if not osp.isfile(png):
             continue
+        name = osp.basename(png)
         models = ' '.join(
             f'--model {configs[k][0]} {configs[k][1]} {runs[k]}'
             for k in keys)
         lines += [
-            f'### {png}', '', caption, '',
-            f'![{png}]({png})', '', '```bash',
+            f'### {name}', '', caption, '', f'![{name}]({name})', '',
+            '```bash', *[m for m in merge if any(
+                runs[k] in m for k in keys)],
             f'python tools/analysis_tools/{tool} --data-root '
-            f'{args.data_root} {models} --out docs/results/{png}', '```', ''
+            f'{record["data_root"]} {models} --out {png}', '```', ''
         ]
     return ['## Figures', ''] + lines if lines else []
 
 
-def split_description(data_root: str) -> str:
-    """The classes and the unseen ones of the data set's own split."""
+def read_split(data_root: str) -> dict | None:
+    """The data set's own split (``split.json``), if it has one."""
     path = osp.join(data_root, 'split.json')
     if not osp.isfile(path):
-        return f'split unknown: {path} is missing'
+        return None
     with open(path) as f:
         split = json.load(f)
+    return {key: split[key] for key in ('name', 'seen', 'unseen')
+            if key in split}
+
+
+def split_description(data_root: str, split: dict | None = None) -> str:
+    """The classes and the unseen ones of the data set's own split."""
+    split = split or read_split(data_root)
+    if split is None:
+        return f'split unknown: {osp.join(data_root, "split.json")} is missing'
     total = len(split['seen']) + len(split['unseen'])
     return (f'`{data_root}`, split {split.get("name", "?")!r}: all {total} '
             f'classes; unseen: {", ".join(split["unseen"])}')
+
+
+def schedule(args: argparse.Namespace) -> dict[str, int]:
+    """Stage-1 and stage-2 iterations of the runs: the options', else
+    the toy configs'."""
+    return {
+        'stage1_iters': args.stage1_iters or toy_config(
+            'pading_toy_stage1', args.data_root).train_cfg.max_iters,
+        'stage2_iters': args.stage2_iters or toy_config(
+            'pading_toy_stage2', args.data_root).train_cfg.max_iters,
+    }
+
+
+def run_record(args: argparse.Namespace, elapsed_s: float | None) -> dict:
+    """What the report says about how its runs were made."""
+    return {
+        'command': 'python tools/analysis_tools/run_ablation.py ' +
+        shlex.join(a for a in args.argv if a != '--report-only'),
+        'data_root': args.data_root,
+        'split': read_split(args.data_root),
+        'schedule': schedule(args),
+        'feature_cache': bool(args.feature_cache),
+        'machine': (f'{platform.machine()}, Python '
+                    f'{platform.python_version()}, {os.cpu_count()} CPU '
+                    'cores'),
+        'elapsed_s': elapsed_s,
+    }
 
 
 def write_report(results: dict[str, dict[int, dict[str, float]]],
@@ -546,12 +619,19 @@ def write_report(results: dict[str, dict[int, dict[str, float]]],
                  args: argparse.Namespace, stage1: dict[str, float] | None,
                  elapsed_s: float | None,
                  lambdas: dict[str, dict[float, dict[int, dict]]]
-                 | None = None) -> str:
+                 | None = None,
+                 record: dict | None = None) -> str:
     """Write the Markdown report, the charts and the raw metrics.
+
+    Args:
+        record (dict, optional): How the runs were made (command, split,
+            schedule, machine, wall time: :func:`run_record`); by default
+            this invocation's.
 
     Returns:
         str: The report's text.
     """
+    record = record or run_record(args, elapsed_s)
     out_dir = osp.dirname(osp.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
     stem = osp.splitext(args.out)[0]
@@ -565,12 +645,9 @@ def write_report(results: dict[str, dict[int, dict[str, float]]],
     sweep_labels = {n: f'{n}' + (' (default)' if n == DEFAULT_PRIMITIVES
                                  else '') for n in sweep}
 
-    command = 'python tools/analysis_tools/run_ablation.py ' + ' '.join(
-        a for a in args.argv if a != '--report-only')
-    stage1_iters = args.stage1_iters or 'the config\'s 600'
-    stage2_iters = args.stage2_iters or 'the configs\' 300'
-    iters = (f'stage 1: {stage1_iters} iterations; stage 2: '
-             f'{stage2_iters} iterations')
+    iters = (f'stage 1: {record["schedule"]["stage1_iters"]} iterations; '
+             f'stage 2: {record["schedule"]["stage2_iters"]} iterations')
+    split_text = split_description(record['data_root'], record['split'])
     lines = [
         '# Toy ablation: the paper\'s story on the toy data set', '',
         'Every figure here comes from one command (below); rerun it to '
@@ -579,15 +656,18 @@ def write_report(results: dict[str, dict[int, dict[str, float]]],
         f'({", ".join(map(str, seeds))}; the primitive sweep: its own '
         'seeds, below); every variant starts from the same stage-1 '
         'checkpoint, trained once. Scores are in %, on the toy validation '
-        f'set ({split_description(args.data_root)}).', '',
-        '```bash', command.strip(), '```', '',
-        f'- Schedule: {iters}, batch 8, 128 px, CPU.',
-        f'- Machine: {platform.machine()}, Python '
-        f'{platform.python_version()}, {os.cpu_count()} CPU cores.',
+        f'set ({split_text}).', '',
+        '```bash', record['command'].strip(), '```', '',
+        f'- Schedule: {iters}, batch 8, 128 px, CPU'
+        + (', stage 2 from the feature cache of the stage-1 segmenter.'
+           if record['feature_cache'] else '.'),
+        f'- Machine: {record["machine"]}.',
     ]
-    # The default-size sweep entry is the PADing row itself: count it once.
-    unique_runs = {id(m): m for runs in (*results.values(), *sweep.values())
-                   for m in runs.values()}
+    # The default entries of the sweeps are the Table 1 rows: count once.
+    unique_runs = {json.dumps(m, sort_keys=True): m for runs in (
+        *results.values(), *sweep.values(),
+        *(r for by_value in (lambdas or {}).values()
+          for r in by_value.values())) for m in runs.values()}
     run_times = [m['wall_time_s'] for m in unique_runs.values()
                  if 'wall_time_s' in m]
     if run_times:
@@ -595,9 +675,10 @@ def write_report(results: dict[str, dict[int, dict[str, float]]],
             f'- Stage-2 runs: {len(run_times)}, each training + evaluation '
             f'{statistics.median(run_times) / 60:.1f} min (median), '
             f'{sum(run_times) / 60:.0f} min in all.')
-    if elapsed_s is not None:
-        lines.append(f'- Wall time of this command: {elapsed_s / 60:.1f} '
-                     'min (runs reused from the cache take none).')
+    if record['elapsed_s'] is not None:
+        lines.append(
+            f'- Wall time of this command: {record["elapsed_s"] / 60:.1f} '
+            'min (runs reused from the cache take none).')
     lines += [
         f'- Raw metrics of every run: `{osp.basename(stem)}.json`.', '',
         '## Does the ordering match the paper?', ''
@@ -624,7 +705,7 @@ def write_report(results: dict[str, dict[int, dict[str, float]]],
     if sweep:
         lines += [
             '## Table 3 analogue: number of primitives (PADing)', '',
-            'Mean ± std over seeds ' + ', '.join(
+            'Mean ± the half-width of the 95% CI over seeds ' + ', '.join(
                 map(str, sorted({s for runs in sweep.values()
                                  for s in runs}))) + '.', '',
             *table(sweep, sweep_labels, TABLE1[:1], 'primitives'), ''
@@ -633,7 +714,7 @@ def write_report(results: dict[str, dict[int, dict[str, float]]],
             lines += [f'![primitives]({osp.basename(sweep_png)})', '']
     if lambdas:
         lines += lambda_section(lambdas)
-    lines += figure_section(args, out_dir)
+    lines += figure_section(args, record)
     lines += [
         '## The paper\'s COCO figures (R-50)', '',
         'Zero-shot panoptic segmentation, COCO 119 seen / 14 unseen '
@@ -646,8 +727,11 @@ def write_report(results: dict[str, dict[int, dict[str, float]]],
     for task, metric, values in PAPER_OTHER_TASKS:
         lines.append(f'| {task} | {metric} | ' +
                      ' | '.join(f'{v:.1f}' for v in values) + ' |')
+    split = record['split']
+    classes = ('' if split is None else
+               f'{len(split["seen"]) + len(split["unseen"])} ')
     lines += [
-        '', 'The toy set is not COCO: 15 procedural classes, 128 px, '
+        '', f'The toy set is not COCO: {classes}procedural classes, 128 px, '
         'a small model trained from scratch on the CPU. Absolute figures '
         'are not comparable; the ordering of the variants is what the '
         'toy set can test.', ''
@@ -665,6 +749,7 @@ def write_report(results: dict[str, dict[int, dict[str, float]]],
                            for value, runs in by_value.items()}
                     for base, by_value in (lambdas or {}).items()},
         'stage1': stage1,
+        'run': record,
     }
     with open(stem + '.json', 'w') as f:
         json.dump(raw, f, indent=1)
@@ -722,8 +807,52 @@ def collect(args: argparse.Namespace,
     return table1, sweep, lambdas
 
 
+def load_raw_metrics(args: argparse.Namespace
+                     ) -> tuple[argparse.Namespace, tuple, dict]:
+    """The runs, stage-1 metrics and run record of ``<out stem>.json``.
+
+    Returns:
+        tuple: The recorded command's arguments (writing to ``args.out``),
+        ``(results, sweep, lambdas, stage1)`` as :func:`collect` and
+        :func:`main` have them, and the run record.
+    """
+    path = osp.splitext(args.out)[0] + '.json'
+    if not osp.isfile(path):
+        raise SystemExit(f'error: --from-json reads {path}, which does not '
+                         'exist; pass the --out of the report to rewrite')
+    with open(path) as f:
+        raw = json.load(f)
+    record = raw.get('run')
+    if record is None:
+        raise SystemExit(
+            f'error: {path} has no run record (command, split, schedule): '
+            'it was written before --from-json existed; rerun the command '
+            'of its report with --reuse --report-only instead')
+    argv = shlex.split(record['command'])[2:]
+    recorded = parse_args(argv + ['--out', args.out])
+    recorded.argv = argv
+
+    def by_seed(runs: dict) -> dict:
+        return {int(seed): metrics for seed, metrics in runs.items()}
+
+    results = {key: by_seed(runs) for key, runs in raw['variants'].items()}
+    sweep = {int(n): by_seed(runs) for n, runs in raw['primitives'].items()}
+    lambdas = {base: {float(value): by_seed(runs)
+                      for value, runs in by_value.items()}
+               for base, by_value in raw['lambdas'].items()}
+    return recorded, (results, sweep, lambdas, raw['stage1']), record
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.from_json:
+        recorded, runs, record = load_raw_metrics(args)
+        results, sweep, lambdas, stage1_metrics = runs
+        text = write_report(results, sweep, recorded, stage1_metrics,
+                            record['elapsed_s'], lambdas, record)
+        banner(f'Report: {args.out}')
+        print(text)
+        return
     start = time.time()
     stage1_dir = osp.join(args.work_dir, 'stage1')
     stage1_checkpoint = None

@@ -32,7 +32,7 @@ Examples::
         --model GMMN pading_toy_stage2_gmmn work_dirs/gmmn/iter_1000.pth \\
         --model P pading_toy_stage2_p work_dirs/p/iter_1000.pth \\
         --model PADing pading_toy_stage2 work_dirs/pading/iter_1000.pth \\
-        --out docs/results/toy_tsne.png
+        --out docs/results/toy_ablation_tsne.png
     # a config file, another data root, fewer images
     python tools/analysis_tools/vis_features.py --data-root data/toy \\
         --model PADing configs/toy/pading_toy_stage2.py ckpt.pth \\
@@ -123,7 +123,9 @@ def parse_args() -> argparse.Namespace:
         'busy ones, spinning threads make it several times slower)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
-        '--out', default='docs/results/toy_tsne.png', help='PNG to write')
+        '--out',
+        default='docs/results/toy_ablation_tsne.png',
+        help='PNG to write')
     args = parser.parse_args()
     check_model_arguments(parser, args,
                           positive=('num_images', 'per_class',

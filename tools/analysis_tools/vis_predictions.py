@@ -13,7 +13,7 @@ Examples::
     python tools/analysis_tools/vis_predictions.py \\
         --model GMMN pading_toy_stage2_gmmn work_dirs/gmmn/iter_1000.pth \\
         --model PADing pading_toy_stage2 work_dirs/pading/iter_1000.pth \\
-        --out docs/results/toy_predictions.png
+        --out docs/results/toy_ablation_predictions.png
     # stage 1 as a baseline, chosen images
     python tools/analysis_tools/vis_predictions.py --data-root data/toy \\
         --model 'Stage 1' pading_toy_stage1 work_dirs/stage1/iter_600.pth \\
@@ -96,7 +96,7 @@ def parse_args() -> argparse.Namespace:
         'that the class names stay legible')
     parser.add_argument(
         '--out',
-        default='docs/results/toy_predictions.png',
+        default='docs/results/toy_ablation_predictions.png',
         help='PNG to write')
     args = parser.parse_args()
     check_model_arguments(parser, args, positive=('num_images', 'min_size'))
