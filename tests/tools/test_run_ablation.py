@@ -234,6 +234,8 @@ def test_figures_are_the_reports_own_with_their_commands(ablation,
     assert '--model PADing pading_toy_stage2 w/pading/seed3/merged.pth' \
         in figures
     assert f'--out {tmp_path / "abl_tsne.png"}' in figures
+    # The docs' snippet test runs the block on the default toy set.
+    assert ablation.SNIPPET_NEEDS in figures
     assert 'abl_predictions.png' not in figures
 
 

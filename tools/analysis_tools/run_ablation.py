@@ -509,6 +509,7 @@ def lambda_section(lambdas: dict[str, dict[float, dict[int, dict]]]
     return lines + ['']
 
 
+SNIPPET_NEEDS = '<!-- snippet: needs=default_toy,trained_checkpoints -->'
 FIGURES = (
     ('tsne', 'vis_features.py', ('gmmn', 'p', 'pading'),
      'Fig. 5 analogue: t-SNE of real seen, real unseen and synthetic '
@@ -558,6 +559,9 @@ def figure_section(args: argparse.Namespace, record: dict) -> list[str]:
             for k in keys)
         lines += [
             f'### {name}', '', caption, '', f'![{name}]({name})', '',
+            # What the docs' snippet test gives the block: the default toy
+            # data set and stand-ins of the checkpoints it names.
+            *([SNIPPET_NEEDS] if record['data_root'] == 'data/toy' else []),
             '```bash', *[m for m in merge if any(
                 runs[k] in m for k in keys)],
             f'python tools/analysis_tools/{tool} --data-root '
