@@ -1,14 +1,20 @@
 """Evaluation of the generalized zero-shot protocols."""
+from .functional import (
+                         SeenUnseenPoint,
+                         area_under_seen_unseen_curve,
+                         best_harmonic_mean,
+)
 from .metrics import (
-                      ClassGroups,
-                      GZSLInstanceMetric,
-                      GZSLPanopticMetric,
-                      GZSLSemSegMetric,
-                      SeenUnseenSpec,
-                      harmonic_mean,
+                         ClassGroups,
+                         GZSLInstanceMetric,
+                         GZSLPanopticMetric,
+                         GZSLSemSegMetric,
+                         SeenUnseenSpec,
+                         harmonic_mean,
 )
 
 __all__ = [
     'GZSLPanopticMetric', 'GZSLInstanceMetric', 'GZSLSemSegMetric',
-    'ClassGroups', 'SeenUnseenSpec', 'harmonic_mean'
+    'ClassGroups', 'SeenUnseenSpec', 'harmonic_mean', 'SeenUnseenPoint',
+    'area_under_seen_unseen_curve', 'best_harmonic_mean'
 ]

@@ -30,11 +30,13 @@ class UniversalFusionHead(MaskFormerFusionHead):
 
     Args:
         seen_class_ids (Sequence[int], optional): Classes whose scores the
-            calibration lowers. Required when ``calibration_gamma`` > 0.
+            calibration moves. Required when ``calibration_gamma`` is not 0.
         calibration_gamma (float): Subtracted from the probabilities of
-            seen classes before post-processing (which renormalises them).
-            Defaults to 0, the paper's setting, which leaves the logits
-            untouched.
+            seen classes before post-processing (which renormalises them):
+            > 0 favours the unseen classes; < 0 favours the seen ones, the
+            other half of a seen / unseen trade-off curve
+            (``tools/analysis_tools/seen_unseen_tradeoff.py``). Defaults to
+            0, the paper's setting, which leaves the logits untouched.
         **kwargs: Arguments of :class:`MaskFormerFusionHead`.
     """
 
@@ -44,17 +46,15 @@ class UniversalFusionHead(MaskFormerFusionHead):
                  calibration_gamma: float = 0.0,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if calibration_gamma < 0:
-            raise ValueError('calibration_gamma must be >= 0, got '
-                             f'{calibration_gamma}')
-        if calibration_gamma > 0 and not seen_class_ids:
-            raise ValueError('calibration_gamma > 0 needs seen_class_ids: '
-                             'the classes whose scores are lowered')
+        if calibration_gamma != 0 and not seen_class_ids:
+            raise ValueError('calibration_gamma != 0 needs seen_class_ids: '
+                             'the classes whose scores it moves')
         self.calibration_gamma = calibration_gamma
         self.seen_class_ids = list(seen_class_ids or [])
 
     def calibrate(self, mask_cls: Tensor) -> Tensor:
-        """Lower seen-class probabilities by ``calibration_gamma``.
+        """Lower seen-class probabilities by ``calibration_gamma`` (raise
+        them when it is negative).
 
         Args:
             mask_cls (Tensor): Logits, shape (..., K + 1).

@@ -236,11 +236,23 @@ def test_gamma_flips_a_seen_top_class_with_a_small_margin_to_unseen():
     assert (after['sem_results'].sem_seg[0, :, 2:] == 0).all()
 
 
-def test_negative_gamma_raises():
-    with pytest.raises(ValueError, match='calibration_gamma'):
-        make_head(seen_class_ids=SEEN, calibration_gamma=-0.1)
+def test_negative_gamma_favours_the_seen_classes():
+    mask_cls, _ = random_outputs(queries=5, seed=2)
+    head = make_head(seen_class_ids=SEEN, calibration_gamma=-0.3)
+    before = mask_cls.softmax(-1)
+    after = head.calibrate(mask_cls).softmax(-1)
+    expected = before.clone()
+    expected[..., SEEN] += 0.3
+    expected = expected / expected.sum(-1, keepdim=True)
+    assert torch.allclose(after, expected, rtol=1e-5, atol=1e-7)
+    assert (after[..., UNSEEN] < before[..., UNSEEN]).all()
+    # Beyond -1 an unseen class can never beat a seen one.
+    extreme = make_head(seen_class_ids=SEEN, calibration_gamma=-1.0)
+    top = extreme.calibrate(mask_cls)[..., :-1].argmax(-1)
+    assert set(top.flatten().tolist()) <= set(SEEN)
 
 
-def test_positive_gamma_without_seen_class_ids_raises():
-    with pytest.raises(ValueError, match='seen_class_ids'):
-        make_head(calibration_gamma=0.1)
+def test_gamma_without_seen_class_ids_raises():
+    for gamma in (0.1, -0.1):
+        with pytest.raises(ValueError, match='seen_class_ids'):
+            make_head(calibration_gamma=gamma)
