@@ -32,11 +32,16 @@ class UniversalFusionHead(MaskFormerFusionHead):
         seen_class_ids (Sequence[int], optional): Classes whose scores the
             calibration moves. Required when ``calibration_gamma`` is not 0.
         calibration_gamma (float): Subtracted from the probabilities of
-            seen classes before post-processing (which renormalises them):
-            > 0 favours the unseen classes; < 0 favours the seen ones, the
-            other half of a seen / unseen trade-off curve
-            (``tools/analysis_tools/seen_unseen_tradeoff.py``). Defaults to
-            0, the paper's setting, which leaves the logits untouched.
+            seen classes before post-processing (which renormalises them),
+            favouring the unseen classes. A negative value is subtracted,
+            as |γ|, from the unseen classes' probabilities instead (not the
+            no-object class's), favouring the seen ones: the other half of
+            a seen / unseen trade-off curve
+            (``tools/analysis_tools/seen_unseen_tradeoff.py``). Adding to
+            the seen probabilities would flatten them under the
+            renormalisation and drop every segment below the score
+            thresholds. Defaults to 0, the paper's setting, which leaves
+            the logits untouched.
         **kwargs: Arguments of :class:`MaskFormerFusionHead`.
     """
 
@@ -53,8 +58,8 @@ class UniversalFusionHead(MaskFormerFusionHead):
         self.seen_class_ids = list(seen_class_ids or [])
 
     def calibrate(self, mask_cls: Tensor) -> Tensor:
-        """Lower seen-class probabilities by ``calibration_gamma`` (raise
-        them when it is negative).
+        """Lower seen-class probabilities by ``calibration_gamma`` (when
+        it is negative: unseen-class probabilities by its magnitude).
 
         Args:
             mask_cls (Tensor): Logits, shape (..., K + 1).
@@ -66,8 +71,16 @@ class UniversalFusionHead(MaskFormerFusionHead):
         if self.calibration_gamma == 0:
             return mask_cls
         probs = F.softmax(mask_cls.float(), dim=-1)
-        seen = torch.as_tensor(self.seen_class_ids, device=probs.device)
-        probs[..., seen] = probs[..., seen] - self.calibration_gamma
+        seen = torch.zeros(probs.shape[-1], dtype=torch.bool,
+                           device=probs.device)
+        seen[self.seen_class_ids] = True
+        if self.calibration_gamma > 0:
+            lowered = seen
+        else:  # the unseen classes: neither seen nor no-object (the last)
+            lowered = ~seen
+            lowered[-1] = False
+        probs[..., lowered] = probs[..., lowered] - abs(
+            self.calibration_gamma)
         return probs.clamp_min(1e-8).log().to(mask_cls.dtype)
 
     def semantic_postprocess(self,

@@ -240,12 +240,17 @@ def test_negative_gamma_favours_the_seen_classes():
     mask_cls, _ = random_outputs(queries=5, seed=2)
     head = make_head(seen_class_ids=SEEN, calibration_gamma=-0.3)
     before = mask_cls.softmax(-1)
-    after = head.calibrate(mask_cls).softmax(-1)
+    calibrated = head.calibrate(mask_cls)
+    # Unnormalised: unseen probabilities minus 0.3 (floored); seen and
+    # no-object kept, so the seen distribution keeps its shape.
     expected = before.clone()
-    expected[..., SEEN] += 0.3
-    expected = expected / expected.sum(-1, keepdim=True)
-    assert torch.allclose(after, expected, rtol=1e-5, atol=1e-7)
+    expected[..., UNSEEN] = (before[..., UNSEEN] - 0.3).clamp_min(1e-8)
+    assert torch.allclose(calibrated.exp(), expected, rtol=1e-5, atol=1e-9)
+    after = calibrated.softmax(-1)
     assert (after[..., UNSEEN] < before[..., UNSEEN]).all()
+    assert (after[..., SEEN] >= before[..., SEEN]).all()
+    assert torch.allclose(after[..., SEEN[0]] / after[..., SEEN[1]],
+                          before[..., SEEN[0]] / before[..., SEEN[1]])
     # Beyond -1 an unseen class can never beat a seen one.
     extreme = make_head(seen_class_ids=SEEN, calibration_gamma=-1.0)
     top = extreme.calibrate(mask_cls)[..., :-1].argmax(-1)
