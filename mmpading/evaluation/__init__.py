@@ -3,6 +3,7 @@ from .functional import (
                          SeenUnseenPoint,
                          area_under_seen_unseen_curve,
                          best_harmonic_mean,
+                         pareto_front,
 )
 from .metrics import (
                          ClassGroups,
@@ -16,5 +17,5 @@ from .metrics import (
 __all__ = [
     'GZSLPanopticMetric', 'GZSLInstanceMetric', 'GZSLSemSegMetric',
     'ClassGroups', 'SeenUnseenSpec', 'harmonic_mean', 'SeenUnseenPoint',
-    'area_under_seen_unseen_curve', 'best_harmonic_mean'
+    'area_under_seen_unseen_curve', 'best_harmonic_mean', 'pareto_front'
 ]

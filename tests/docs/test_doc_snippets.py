@@ -217,6 +217,16 @@ def provide_trained_checkpoints(request, workspace: Path) -> None:
             (workspace / name).symlink_to(checkpoint)
 
 
+def provide_feature_cache(request, workspace: Path) -> None:
+    """Every ``work_dirs/.../feature_cache`` the block names: a folder
+    with a manifest (the tools check for one before they start)."""
+    snippet: Snippet = request.node.callspec.params['snippet']
+    for name in sorted(set(re.findall(r'work_dirs/\S*?feature_cache\b',
+                                      snippet.text))):
+        (workspace / name).mkdir(parents=True, exist_ok=True)
+        (workspace / name / 'manifest.json').write_text('{}')
+
+
 def provide_process_group(request, workspace: Path) -> None:
     group = single_process_group(workspace)
     group.__enter__()
@@ -231,6 +241,8 @@ STAND_INS = {
     'clip_checkpoint': provide_clip_checkpoint,  # checkpoints/ViT-B-16.pt
     # work_dirs/**/*.pth named by the block: a tiny stage-1 checkpoint
     'trained_checkpoints': provide_trained_checkpoints,
+    # work_dirs/**/feature_cache named by the block: a folder + manifest
+    'feature_cache': provide_feature_cache,
     'process_group': provide_process_group,  # torch.distributed, 1 process
 }
 

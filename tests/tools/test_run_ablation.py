@@ -384,3 +384,24 @@ def test_report_only_without_runs_says_what_to_do(tmp_path):
     assert result.returncode != 0
     assert 'run without --report-only first' in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_the_trade_off_beside_the_report_joins_it(ablation, tmp_path):
+    results = fake_results({'gmmn': [1, 2], 'pading': [3, 4]})
+    args = ablation.parse_args(['--out', str(tmp_path / 'abl.md')])
+    assert '## Seen / unseen trade-off' not in ablation.write_report(
+        results, {}, args, None, None)
+    row = {'ausuc': 0.25, 'hm_at_0': 40.0, 'best_hm': 44.0,
+           'best_gamma': 0.1}
+    (tmp_path / 'abl_tradeoff.json').write_text(json.dumps({
+        'command': 'python tools/analysis_tools/seen_unseen_tradeoff.py -h',
+        'gammas': [-1, 0, 0.1, 1],
+        'summary': {'PADing': {'PQ': row, 'mIoU': dict(row, ausuc=0.2),
+                               'mask mAP50': dict(row, ausuc=0.1)}},
+        'runs': {}}))
+    text = ablation.write_report(results, {}, args, None, None)
+    section = text.split('## Seen / unseen trade-off')[1].split('\n## ')[0]
+    assert '| PADing | 0.250 | 0.200 | 0.100 | 40.0 | 44.0 | 0.1 |' in section
+    assert "γ = 0, the paper's protocol" in section
+    assert '![trade-off](abl_tradeoff.png)' in section
+    assert ablation.TRADEOFF_NEEDS in section

@@ -510,6 +510,8 @@ def lambda_section(lambdas: dict[str, dict[float, dict[int, dict]]]
 
 
 SNIPPET_NEEDS = '<!-- snippet: needs=default_toy,trained_checkpoints -->'
+TRADEOFF_NEEDS = ('<!-- snippet: needs=default_toy,trained_checkpoints,'
+                  'feature_cache -->')
 FIGURES = (
     ('tsne', 'vis_features.py', ('gmmn', 'p', 'pading'),
      'Fig. 5 analogue: t-SNE of real seen, real unseen and synthetic '
@@ -579,6 +581,43 @@ def read_split(data_root: str) -> dict | None:
         split = json.load(f)
     return {key: split[key] for key in ('name', 'seen', 'unseen')
             if key in split}
+
+
+def tradeoff_section(args: argparse.Namespace) -> list[str]:
+    """The seen / unseen trade-off of this ablation's runs, when
+    ``seen_unseen_tradeoff.py`` has written ``<out stem>_tradeoff.json``
+    beside the report: its AUSUC table, figure and command."""
+    stem = osp.splitext(args.out)[0] + '_tradeoff'
+    if not osp.isfile(stem + '.json'):
+        return []
+    with open(stem + '.json') as f:
+        raw = json.load(f)
+    lines = [
+        '## Seen / unseen trade-off', '',
+        'The models of the command below, each evaluated with the '
+        'seen-score calibration γ (`calibration_gamma`: subtracted from '
+        'the seen classes\' probabilities; for γ < 0, |γ| from the unseen '
+        'classes\' instead) at γ = '
+        + ', '.join(f'{g:g}' for g in raw['gammas']) + '. AUSUC: the area '
+        'under the seen-against-unseen curve (Chao et al., ECCV 2016), in '
+        '[0, 1]. **The tables above are at γ = 0, the paper\'s protocol**; '
+        'the best γ is chosen on this validation set itself, so its HM is '
+        'not a result, only how far calibration could move the model '
+        '(choose γ on held-out data to calibrate).', '',
+        '| model | AUSUC PQ | AUSUC mIoU | AUSUC mask mAP50 | HM-PQ at γ = 0 '
+        '| best HM-PQ | at γ |', '|---|---|---|---|---|---|---|'
+    ]
+    for label, by_metric in raw['summary'].items():
+        pq = by_metric['PQ']
+        lines.append(
+            f'| {label} | {pq["ausuc"]:.3f} | '
+            f'{by_metric["mIoU"]["ausuc"]:.3f} | '
+            f'{by_metric["mask mAP50"]["ausuc"]:.3f} | '
+            + ('n/a' if pq['hm_at_0'] is None else f'{pq["hm_at_0"]:.1f}')
+            + f' | {pq["best_hm"]:.1f} | {pq["best_gamma"]:g} |')
+    name = osp.basename(stem) + '.png'
+    return lines + ['', f'![trade-off]({name})', '', TRADEOFF_NEEDS,
+                    '```bash', raw['command'], '```', '']
 
 
 def split_description(data_root: str, split: dict | None = None) -> str:
@@ -718,6 +757,7 @@ def write_report(results: dict[str, dict[int, dict[str, float]]],
             lines += [f'![primitives]({osp.basename(sweep_png)})', '']
     if lambdas:
         lines += lambda_section(lambdas)
+    lines += tradeoff_section(args)
     lines += figure_section(args, record)
     lines += [
         '## The paper\'s COCO figures (R-50)', '',

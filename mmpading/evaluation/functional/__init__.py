@@ -3,8 +3,10 @@ from .seen_unseen_curve import (
                                 SeenUnseenPoint,
                                 area_under_seen_unseen_curve,
                                 best_harmonic_mean,
+                                pareto_front,
 )
 
 __all__ = [
-    'SeenUnseenPoint', 'area_under_seen_unseen_curve', 'best_harmonic_mean'
+    'SeenUnseenPoint', 'area_under_seen_unseen_curve', 'best_harmonic_mean',
+    'pareto_front'
 ]

@@ -37,15 +37,40 @@ class SeenUnseenPoint:
         return harmonic_mean(self.seen, self.unseen)
 
 
+def pareto_front(points: Sequence[SeenUnseenPoint]) -> list[SeenUnseenPoint]:
+    """The calibrations no other one beats on both scores, by unseen score.
+
+    Args:
+        points (Sequence[SeenUnseenPoint]): A sweep.
+
+    Returns:
+        list[SeenUnseenPoint]: Its Pareto-optimal points in ascending
+        unseen (so descending seen) order.
+    """
+    front: list[SeenUnseenPoint] = []
+    best_seen = -1.0
+    # From the highest unseen score down, a point stays if it is the best
+    # seen score so far (of equal unseen scores, the higher seen one).
+    for point in sorted(points, key=lambda p: (-p.unseen, -p.seen)):
+        if point.seen > best_seen:
+            front.append(point)
+            best_seen = point.seen
+    return front[::-1]
+
+
 def area_under_seen_unseen_curve(points: Sequence[SeenUnseenPoint]) -> float:
     """AUSUC of a calibration sweep, in [0, 1].
 
-    The points are ordered by unseen score and joined by straight lines
-    (trapezoids on the unseen axis, scores as fractions of 100). The
-    curve is closed as Chao et al.'s runs from γ = −∞ to +∞: at the left
-    by the first point's seen score down to unseen 0 (where γ → −∞ ends),
-    at the right by a drop to seen 0 at the last point's unseen score
-    (where γ → +∞ ends). A sweep whose extremes reach those ends (for
+    Chao et al. trace seen against unseen accuracy as γ runs from −∞ to
+    +∞, a curve on which a larger γ never lowers the unseen accuracy.
+    Segmentation scores are not so tidy: at large γ every seen segment
+    turns into an unseen false positive and unseen PQ falls again. The
+    area is therefore taken under the sweep's Pareto front
+    (:func:`pareto_front`; on an accuracy curve, every point), joined by
+    straight lines (trapezoids on the unseen axis, scores as fractions of
+    100) and closed as Chao et al.'s curve is: at the left by the front's
+    best seen score down to unseen 0, at the right by a drop to seen 0 at
+    its best unseen score. A sweep whose extremes reach those ends (for
     calibrated probabilities: γ ≤ −1 and γ ≥ 1) measures the whole area.
 
     Args:
@@ -56,9 +81,9 @@ def area_under_seen_unseen_curve(points: Sequence[SeenUnseenPoint]) -> float:
     """
     if not points:
         raise ValueError('the curve needs at least one point')
-    ordered = sorted(points, key=lambda p: (p.unseen, -p.seen))
-    xs = [0.0] + [p.unseen / 100 for p in ordered]
-    ys = [ordered[0].seen / 100] + [p.seen / 100 for p in ordered]
+    front = pareto_front(points)
+    xs = [0.0] + [p.unseen / 100 for p in front]
+    ys = [front[0].seen / 100] + [p.seen / 100 for p in front]
     return sum((x1 - x0) * (y0 + y1) / 2
                for x0, x1, y0, y1 in zip(xs, xs[1:], ys, ys[1:]))
 

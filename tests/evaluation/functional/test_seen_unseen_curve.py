@@ -7,6 +7,7 @@ from mmpading.evaluation import (
     SeenUnseenPoint,
     area_under_seen_unseen_curve,
     best_harmonic_mean,
+    pareto_front,
 )
 
 
@@ -41,6 +42,20 @@ def test_a_better_model_has_a_larger_area():
     better = curve((60, 0), (55, 20), (30, 40), (0, 50))
     assert area_under_seen_unseen_curve(better) > \
         area_under_seen_unseen_curve(worse)
+
+
+def test_dominated_calibrations_do_not_count():
+    # As on PQ: past its best, a large gamma loses seen and unseen score.
+    front = curve((60, 0), (55, 20), (30, 40))
+    with_tail = front + [SeenUnseenPoint(0.3, 0, 15),
+                         SeenUnseenPoint(0.4, 20, 35),
+                         SeenUnseenPoint(0.5, 25, 40)]
+    assert pareto_front(with_tail) == front
+    assert area_under_seen_unseen_curve(with_tail) == pytest.approx(
+        area_under_seen_unseen_curve(front))
+    # Sorting by unseen score alone would dip to seen 0 at unseen 15.
+    assert area_under_seen_unseen_curve(front) == pytest.approx(
+        0.6 * 0.0 + 0.2 * (0.6 + 0.55) / 2 + 0.2 * (0.55 + 0.3) / 2)
 
 
 def test_best_harmonic_mean_and_ties():

@@ -1,0 +1,268 @@
+"""The seen / unseen trade-off curve of toy stage-2 models, and its AUSUC.
+
+For each model and each calibration γ (``UniversalFusionHead``'s
+``calibration_gamma``: subtracted from the seen classes' probabilities;
+γ < 0 favours the seen classes, γ > 0 the unseen ones) the model is
+evaluated on the toy validation set, from the feature cache's validation
+outputs when ``--feature-cache`` names the cache the models were trained
+from (one evaluation takes seconds there) or online otherwise. It writes
+
+- ``<out stem>.png``: seen against unseen PQ, mIoU and mask mAP50, one
+  curve per model, γ = 0 marked;
+- ``<out stem>.json``: every evaluation's metrics, and per model and
+  metric the area under the curve (AUSUC, Chao et al., ECCV 2016:
+  :func:`mmpading.evaluation.area_under_seen_unseen_curve`) and the γ with
+  the highest harmonic mean;
+- ``<out stem>.md``: that table, and how to read it.
+
+**The paper reports γ = 0.** Choosing γ by the harmonic mean on the set
+one reports is tuning on the test set; the "best γ" column says how far a
+calibration could move a model, not a result. To calibrate, choose γ on
+held-out data (a validation split disjoint from the reported one, e.g.
+the toy set drawn with another ``--seed``) and report the test set at that
+γ. AUSUC needs no γ at all.
+
+Example (the toy ablation's seed-0 runs, trained from its cache)::
+
+    python tools/analysis_tools/seen_unseen_tradeoff.py \\
+        --feature-cache work_dirs/ablation/feature_cache \\
+        --model GMMN pading_toy_stage2_gmmn \\
+            work_dirs/ablation/gmmn/seed0/iter_1000.pth \\
+        --model PADing pading_toy_stage2 \\
+            work_dirs/ablation/pading/seed0/iter_1000.pth
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import os.path as osp
+import shlex
+import sys
+from collections.abc import Sequence
+
+from mmengine.registry import init_default_scope
+
+import mmpading  # noqa: F401  (registers components)
+from mmpading.apis import evaluate_toy_config
+from mmpading.evaluation import (
+    SeenUnseenPoint,
+    area_under_seen_unseen_curve,
+    best_harmonic_mean,
+)
+from mmpading.registry import DATASETS
+from mmpading.utils.config_utils import toy_config
+
+# Dense near 0, where trained models change their predictions; ±1 are the
+# ends of the curve for probabilities (no unseen / no seen class wins).
+DEFAULT_GAMMAS = (-1.0, -0.5, -0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.2, 0.3,
+                  0.4, 0.5, 0.7, 1.0)
+# (name in the report, metric prefix of the GZSL evaluators)
+CURVES = (('PQ', 'gzsl_panoptic/PQ'), ('mIoU', 'gzsl_semseg/mIoU'),
+          ('mask mAP50', 'gzsl_instance/segm_mAP50'))
+GAMMA_KEY = 'model.panoptic_fusion_head.calibration_gamma'
+SEEN_KEY = 'model.panoptic_fusion_head.seen_class_ids'
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument(
+        '--model', nargs=3, action='append', required=True,
+        metavar=('LABEL', 'CONFIG', 'CHECKPOINT'),
+        help='a toy stage-2 config name (configs/toy/<name>.py) and its '
+        'checkpoint; repeat for several models')
+    parser.add_argument('--data-root', default='data/toy')
+    parser.add_argument(
+        '--feature-cache',
+        help='the feature cache the models were trained from: evaluate its '
+        'cached validation outputs (else: the models online)')
+    parser.add_argument('--gammas', type=float, nargs='+',
+                        default=list(DEFAULT_GAMMAS),
+                        help='calibrations to evaluate (default: %(default)s)')
+    parser.add_argument('--work-dir', default='work_dirs/tradeoff')
+    parser.add_argument(
+        '--out', default='docs/results/toy_ablation_tradeoff.png',
+        help='the figure; the .json and .md go beside it')
+    parser.add_argument('--reuse', action='store_true',
+                        help='keep evaluations the work dir already holds')
+    args = parser.parse_args(argv)
+    labels = [label for label, _, _ in args.model]
+    if len(set(labels)) != len(labels):
+        parser.error(f'--model labels must differ, got {labels}')
+    if len(set(args.gammas)) < 2:
+        parser.error('--gammas: a curve needs at least two values')
+    if not osp.isfile(osp.join(args.data_root, 'split.json')):
+        parser.error(f'--data-root {args.data_root!r} holds no toy data set '
+                     '(split.json); generate it with tools/'
+                     'dataset_converters/make_toy_dataset.py')
+    if args.feature_cache is not None and not osp.isfile(
+            osp.join(args.feature_cache, 'manifest.json')):
+        parser.error(f'--feature-cache {args.feature_cache!r} has no '
+                     'manifest.json; build it with tools/misc/'
+                     'build_feature_cache.py')
+    for label, config, checkpoint in args.model:
+        if not osp.isfile(checkpoint):
+            parser.error(f'--model {label}: checkpoint {checkpoint!r} not '
+                         'found')
+        try:
+            toy_config(config, args.data_root)
+        except FileNotFoundError as error:
+            parser.error(f'--model {label}: {error}')
+    args.gammas = sorted(set(args.gammas))
+    return args
+
+
+def seen_class_ids(config: str, data_root: str) -> list[int]:
+    """Label ids of the seen classes, in the test data set's class order
+    (its metainfo, which the metrics use too)."""
+    init_default_scope('mmdet')
+    dataset = DATASETS.build(
+        toy_config(config, data_root).test_dataloader.dataset)
+    seen = set(dataset.metainfo['seen_classes'])
+    return [i for i, name in enumerate(dataset.metainfo['classes'])
+            if name in seen]
+
+
+def evaluate(label: str, config: str, checkpoint: str, gamma: float,
+             args: argparse.Namespace, seen_ids: list[int]
+             ) -> dict[str, float]:
+    """One model at one calibration (cached in the work dir)."""
+    work_dir = osp.join(args.work_dir, label, f'gamma{gamma:g}')
+    metrics_file = osp.join(work_dir, 'metrics.json')
+    if args.reuse and osp.isfile(metrics_file):
+        with open(metrics_file) as f:
+            return json.load(f)
+    metrics = evaluate_toy_config(
+        config, checkpoint, work_dir, args.data_root,
+        options={GAMMA_KEY: gamma, SEEN_KEY: seen_ids},
+        quiet_console=True, feature_cache=args.feature_cache)
+    metrics = {key: float(value) for key, value in metrics.items()}
+    os.makedirs(work_dir, exist_ok=True)
+    with open(metrics_file, 'w') as f:
+        json.dump(metrics, f, indent=1)
+    return metrics
+
+
+def curve_points(runs: dict[float, dict[str, float]],
+                 prefix: str) -> list[SeenUnseenPoint]:
+    return [SeenUnseenPoint(gamma, m[f'{prefix}_seen'], m[f'{prefix}_unseen'])
+            for gamma, m in sorted(runs.items())]
+
+
+def summarise(results: dict[str, dict[float, dict[str, float]]]) -> dict:
+    """Per model and curve: AUSUC, HM at γ = 0, the best HM and its γ."""
+    summary = {}
+    for label, runs in results.items():
+        summary[label] = {}
+        for name, prefix in CURVES:
+            points = curve_points(runs, prefix)
+            best = best_harmonic_mean(points)
+            at_zero = next((p for p in points if p.gamma == 0), None)
+            summary[label][name] = dict(
+                ausuc=area_under_seen_unseen_curve(points),
+                hm_at_0=None if at_zero is None else at_zero.hm,
+                best_hm=best.hm, best_gamma=best.gamma)
+    return summary
+
+
+def plot(results: dict[str, dict[float, dict[str, float]]],
+         summary: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 4.4))
+    for ax, (name, prefix) in zip(axes, CURVES):
+        for label, runs in results.items():
+            points = sorted(curve_points(runs, prefix),
+                            key=lambda p: p.gamma)
+            line, = ax.plot([p.unseen for p in points],
+                            [p.seen for p in points], marker='.',
+                            label=f'{label} (AUSUC '
+                            f'{summary[label][name]["ausuc"]:.3f})')
+            for p in points:
+                if p.gamma == 0:
+                    ax.plot(p.unseen, p.seen, marker='o', markersize=9,
+                            fillstyle='none', color=line.get_color())
+        ax.set_xlabel(f'{name} unseen')
+        ax.set_ylabel(f'{name} seen')
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title(f'{name}: seen vs unseen over γ (circle: γ = 0)',
+                     fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report(summary: dict, args: argparse.Namespace) -> str:
+    """The Markdown table of :func:`summarise`, with how to read it."""
+    lines = [
+        '| model | metric | AUSUC | HM at γ = 0 | best HM | at γ |',
+        '|---|---|---|---|---|---|'
+    ]
+    for label, by_metric in summary.items():
+        for name, row in by_metric.items():
+            at_zero = 'n/a' if row['hm_at_0'] is None else \
+                f'{row["hm_at_0"]:.1f}'
+            lines.append(
+                f'| {label} | {name} | {row["ausuc"]:.3f} | {at_zero} | '
+                f'{row["best_hm"]:.1f} | {row["best_gamma"]:g} |')
+    return '\n'.join([
+        *lines, '',
+        f'Calibrations: γ = {", ".join(f"{g:g}" for g in args.gammas)}; '
+        'AUSUC in [0, 1] (scores as fractions). The paper reports γ = 0; '
+        'the best γ here is chosen on the evaluated set itself, which is '
+        'not a result: it shows how far calibration could move a model. '
+        'To calibrate, choose γ on held-out data and report at that γ '
+        '(`tools/analysis_tools/seen_unseen_tradeoff.py -h`).'
+    ])
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    results: dict[str, dict[float, dict[str, float]]] = {}
+    for label, config, checkpoint in args.model:
+        seen_ids = seen_class_ids(config, args.data_root)
+        results[label] = {}
+        for index, gamma in enumerate(args.gammas, start=1):
+            metrics = evaluate(label, config, checkpoint, gamma, args,
+                               seen_ids)
+            results[label][gamma] = metrics
+            print(f'[{label} {index}/{len(args.gammas)}] γ = {gamma:g}: '
+                  + ', '.join(
+                      f'{name} {metrics[f"{prefix}_seen"]:.1f} / '
+                      f'{metrics[f"{prefix}_unseen"]:.1f}'
+                      for name, prefix in CURVES), flush=True)
+    summary = summarise(results)
+    stem = osp.splitext(args.out)[0]
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    plot(results, summary, stem + '.png')
+    text = report(summary, args)
+    command = ('python tools/analysis_tools/seen_unseen_tradeoff.py '
+               + shlex.join(argv))
+    # What the docs' snippet test gives the command block.
+    needs = ['default_toy', 'trained_checkpoints'] + (
+        ['feature_cache'] if args.feature_cache else [])
+    marker = (f'<!-- snippet: needs={",".join(needs)} -->\n'
+              if args.data_root == 'data/toy' else '')
+    with open(stem + '.md', 'w') as f:
+        f.write(f'# Seen / unseen trade-off\n\n{marker}```bash\n{command}'
+                f'\n```\n\n![trade-off]({osp.basename(stem)}.png)\n\n'
+                f'{text}\n')
+    with open(stem + '.json', 'w') as f:
+        json.dump({'command': command, 'gammas': args.gammas,
+                   'summary': summary,
+                   'runs': {label: {f'{g:g}': m for g, m in runs.items()}
+                            for label, runs in results.items()}},
+                  f, indent=1)
+    print(text)
+    return summary
+
+
+if __name__ == '__main__':
+    main()
