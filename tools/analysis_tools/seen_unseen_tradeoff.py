@@ -53,6 +53,8 @@ from mmpading.evaluation import (
 from mmpading.registry import DATASETS
 from mmpading.utils.config_utils import toy_config
 
+from tool_arguments import check_model_files, check_model_labels
+
 # Dense near 0, where trained models change their predictions; ±1 are the
 # ends of the curve for probabilities (no unseen / no seen class wins).
 DEFAULT_GAMMAS = (-1.0, -0.5, -0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.2, 0.3,
@@ -87,9 +89,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--reuse', action='store_true',
                         help='keep evaluations the work dir already holds')
     args = parser.parse_args(argv)
-    labels = [label for label, _, _ in args.model]
-    if len(set(labels)) != len(labels):
-        parser.error(f'--model labels must differ, got {labels}')
+    check_model_labels(parser, args.model)
     if len(set(args.gammas)) < 2:
         parser.error('--gammas: a curve needs at least two values')
     if not osp.isfile(osp.join(args.data_root, 'split.json')):
@@ -101,14 +101,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f'--feature-cache {args.feature_cache!r} has no '
                      'manifest.json; build it with tools/misc/'
                      'build_feature_cache.py')
-    for label, config, checkpoint in args.model:
-        if not osp.isfile(checkpoint):
-            parser.error(f'--model {label}: checkpoint {checkpoint!r} not '
-                         'found')
-        try:
-            toy_config(config, args.data_root)
-        except FileNotFoundError as error:
-            parser.error(f'--model {label}: {error}')
+    # Toy config names only: evaluate_toy_config takes a name.
+    check_model_files(parser, args.model,
+                      lambda config: toy_config(config, args.data_root))
     args.gammas = sorted(set(args.gammas))
     return args
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os.path as osp
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from mmengine.config import DictAction
@@ -124,19 +124,37 @@ def check_model_arguments(parser: argparse.ArgumentParser,
     for name in ('batch_size', *positive):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
-    labels = [label for label, _, _ in args.model]
-    if len(set(labels)) != len(labels):
-        parser.error(f'--model labels must differ, got {labels}')
+    check_model_labels(parser, args.model)
     if args.data_root is not None and not osp.isdir(args.data_root):
         parser.error(f'--data-root {args.data_root!r} is not a folder; '
                      'generate the toy data set with tools/'
                      'dataset_converters/make_toy_dataset.py')
-    for label, config, checkpoint in args.model:
+    check_model_files(
+        parser, args.model,
+        lambda config: resolve_config(config, args.data_root,
+                                      args.cfg_options))
+
+
+def check_model_labels(parser: argparse.ArgumentParser,
+                       models: Sequence[Sequence[str]]) -> None:
+    """Refuse ``--model`` triples that share a label."""
+    labels = [label for label, _, _ in models]
+    if len(set(labels)) != len(labels):
+        parser.error(f'--model labels must differ, got {labels}')
+
+
+def check_model_files(parser: argparse.ArgumentParser,
+                      models: Sequence[Sequence[str]],
+                      load_config: Callable[[str], object]) -> None:
+    """Refuse a ``--model`` whose checkpoint is missing or whose config
+    ``load_config`` cannot load (``FileNotFoundError``,
+    ``DataRootError``)."""
+    for label, config, checkpoint in models:
         if not osp.isfile(checkpoint):
             parser.error(f'--model {label}: checkpoint {checkpoint!r} not '
                          'found; train the config first (tools/train.py) '
                          'or fix the path')
         try:
-            resolve_config(config, args.data_root, args.cfg_options)
+            load_config(config)
         except (FileNotFoundError, DataRootError) as error:
             parser.error(f'--model {label}: {error}')
