@@ -541,12 +541,12 @@ def figure_section(args: argparse.Namespace, record: dict) -> list[str]:
                           f'iter_{record["schedule"]["stage1_iters"]}.pth')
         runs = {key: osp.join(folder, 'merged.pth')
                 for key, folder in seed_dir.items()}
-        merge = [
-            'python tools/model_converters/merge_cached_learner.py '
+        merge = {
+            key: 'python tools/model_converters/merge_cached_learner.py '
             f'{stage1} {trained[key]} {runs[key]}' for key in runs
-        ]
+        }
     else:
-        runs, merge = trained, []
+        runs, merge = trained, {}
     configs = {'gmmn': ('GMMN', 'pading_toy_stage2_gmmn'),
                'p': ('P', 'pading_toy_stage2_p'),
                'pading': ('PADing', 'pading_toy_stage2')}
@@ -564,8 +564,7 @@ def figure_section(args: argparse.Namespace, record: dict) -> list[str]:
             # What the docs' snippet test gives the block: the default toy
             # data set and stand-ins of the checkpoints it names.
             *([SNIPPET_NEEDS] if record['data_root'] == 'data/toy' else []),
-            '```bash', *[m for m in merge if any(
-                runs[k] in m for k in keys)],
+            '```bash', *[merge[k] for k in keys if k in merge],
             f'python tools/analysis_tools/{tool} --data-root '
             f'{record["data_root"]} {models} --out {png}', '```', ''
         ]
