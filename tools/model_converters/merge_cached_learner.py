@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         merge_learner_checkpoint(args.stage1, args.cached, args.out)
     except (ValueError, KeyError, RuntimeError, EOFError,
             pickle.UnpicklingError) as error:
-        print(f'cannot merge {args.cached}: {error}', file=sys.stderr)
+        print(f'cannot merge {args.stage1} with {args.cached}: {error}',
+              file=sys.stderr)
         return 2
     print(f'wrote {args.out}: {args.stage1} with the learner of '
           f'{args.cached}')
