@@ -83,9 +83,10 @@ class PanopticOverlayVisualizer(DetLocalVisualizer):
     readable: ``scale`` upscales image and maps before upstream draws them
     (labels keep their size in pixels), ``gt_title`` / ``pred_title`` put a
     title above each half, and ``legend`` lists the classes present on the
-    right: the segments then carry short keys (the class number) instead of
-    overlapping names, and unseen classes (``dataset_meta['unseen_classes']``)
-    are marked ``*``, explained at the foot of the legend.
+    right: the segments (and drawn instances) then carry short keys (the
+    class number) instead of overlapping names, and unseen classes
+    (``dataset_meta['unseen_classes']``) are marked ``*``, explained at the
+    foot of the legend.
     ``min_font_size`` lifts upstream's segment labels to a legible size
     (upstream sizes them by area with a floor division: 6.5 pt for every
     segment under 30,000 px). Without these options the drawing is
@@ -156,7 +157,8 @@ class PanopticOverlayVisualizer(DetLocalVisualizer):
             interpolation='nearest') if self.scale != 1 else image
         entries: list[LegendEntry] = []
         if data_sample is not None:
-            entries = self.legend_entries(data_sample) if self.legend else []
+            entries = self.legend_entries(
+                data_sample, pred_score_thr) if self.legend else []
             data_sample = self._upscaled(data_sample, self.legend)
         # Upstream draws the halves; its publishing is done below, once,
         # for the whole titled figure.
@@ -205,13 +207,20 @@ class PanopticOverlayVisualizer(DetLocalVisualizer):
         return result
 
     # ------------------------------------------------------------ legend
-    def legend_entries(self, data_sample: DetDataSample) -> list[LegendEntry]:
+    def legend_entries(self,
+                       data_sample: DetDataSample,
+                       pred_score_thr: float | None = None
+                       ) -> list[LegendEntry]:
         """The classes present in the ground truth or the prediction.
 
         Args:
             data_sample (DetDataSample): With any of ``gt_sem_seg``,
                 ``gt_panoptic_seg``, ``pred_panoptic_seg``,
-                ``pred_sem_seg`` (maps of shape (1, H, W)).
+                ``pred_sem_seg`` (maps of shape (1, H, W)),
+                ``gt_instances``, ``pred_instances`` (``labels`` (N, )).
+            pred_score_thr (float, optional): Predicted instances scoring
+                at most this are not drawn (upstream's threshold), so not
+                listed.
 
         Returns:
             list[LegendEntry]: Sorted by class index.
@@ -231,6 +240,15 @@ class PanopticOverlayVisualizer(DetLocalVisualizer):
             if key in data_sample:
                 ids = np.unique(np.asarray(data_sample.get(key).sem_seg))
                 labels.update(ids[ids != num_classes] % INSTANCE_OFFSET)
+        for key in ('gt_instances', 'pred_instances'):
+            instances = data_sample.get(key)
+            if instances is not None and 'labels' in instances:
+                kept = torch.as_tensor(instances.labels)
+                if key == 'pred_instances' and pred_score_thr is not None \
+                        and 'scores' in instances:
+                    kept = kept[torch.as_tensor(
+                        instances.scores) > pred_score_thr]
+                labels.update(kept.cpu().tolist())
         return [
             LegendEntry(
                 label=label,
@@ -368,7 +386,7 @@ class PanopticOverlayVisualizer(DetLocalVisualizer):
                                                   factor),
                               metainfo=metainfo))
         for key in ('gt_instances', 'pred_instances'):
-            if key in data_sample and factor != 1:
+            if key in data_sample and (factor != 1 or keys):
                 instances = data_sample.get(key)
                 scaled = InstanceData(metainfo=instances.metainfo)
                 for field, value in instances.items():
@@ -377,6 +395,12 @@ class PanopticOverlayVisualizer(DetLocalVisualizer):
                     elif field == 'masks':
                         value = upscale_map(torch.as_tensor(value), factor)
                     setattr(scaled, field, value)
+                if keys and 'labels' in instances:
+                    # Upstream labels an instance by its label_names.
+                    scaled.label_names = [
+                        label_names[int(label)] if 0 <= int(label) < len(
+                            label_names) else f'class {int(label)}'
+                        for label in torch.as_tensor(instances.labels)]
                 setattr(data_sample, key, scaled)
         return data_sample
 

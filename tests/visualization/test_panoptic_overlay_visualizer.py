@@ -127,6 +127,37 @@ def test_legend_lists_the_classes_present_and_marks_unseen_ones():
     assert visualizer.legend_keys() == ['1', '2*', '3']
 
 
+def test_drawn_instances_carry_keys_and_join_the_legend(monkeypatch):
+    """Instances above the score threshold are listed and labelled with
+    their class key (unseen ``*``), as segments are."""
+    visualizer = make_visualizer(legend=True, draw_kinds=('instances', ))
+    visualizer.dataset_meta['unseen_classes'] = ('square', )
+    sample = DetDataSample()
+    masks = torch.zeros(3, SIZE, SIZE, dtype=torch.bool)
+    masks[0, :16, :16] = masks[1, 32:, 32:] = masks[2, 40:, :8] = True
+    sample.pred_instances = InstanceData(
+        bboxes=torch.tensor([[0., 0., 16., 16.], [32., 32., 64., 64.],
+                             [0., 40., 8., 64.]]),
+        labels=torch.tensor([1, 0, 2]), scores=torch.tensor([0.9, 0.6, 0.1]),
+        masks=masks)
+    entries = visualizer.legend_entries(sample, pred_score_thr=0.3)
+    # grass scores 0.1: not drawn, not listed.
+    assert [(e.name, e.key) for e in entries] == [('circle', '1'),
+                                                   ('square', '2*')]
+    drawn_labels = []
+    draw_instances = DetLocalVisualizer._draw_instances
+
+    def record(self, image, instances, classes, palette):
+        drawn_labels.extend(instances.label_names)
+        return draw_instances(self, image, instances, classes, palette)
+
+    monkeypatch.setattr(DetLocalVisualizer, '_draw_instances', record)
+    image = np.full((SIZE, SIZE, 3), 128, dtype=np.uint8)
+    visualizer.add_datasample('x', image, sample, draw_gt=False,
+                              pred_score_thr=0.3)
+    assert drawn_labels == ['2*', '1']
+
+
 def test_readable_overlay_is_upscaled_titled_and_has_a_legend():
     visualizer = readable_visualizer()
     drawn = draw_readable(visualizer)
