@@ -5,6 +5,7 @@ from __future__ import annotations
 import os.path as osp
 import tempfile
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from mmdet.datasets.api_wrappers import COCO, COCOeval
@@ -16,9 +17,11 @@ from mmpading.datasets.splits import ZeroShotSplit
 from mmpading.registry import METRICS
 
 from .gzsl_utils import (
+    REFERENCE_BACKEND,
     ClassGroups,
     SeenUnseenSpec,
     category_ids_in_class_order,
+    check_eval_backend,
     checked_metric_ann_file,
     classes_without_gt,
     describe_classes_without_gt,
@@ -38,8 +41,10 @@ class GZSLInstanceMetric(CocoMetric):
     ZSD).
 
     For each IoU type (``'segm'`` masks, ``'bbox'`` boxes) pycocotools'
-    COCOeval runs at IoU 0.5 with at most 100 detections per image, over
-    every class. Per class (area range 'all'):
+    COCOeval (or, with ``eval_backend='hotcoco'``, hotcoco's port of it,
+    equal to 1e-6 on every key in the tests and the benchmark) runs at IoU
+    0.5 with at most 100 detections per image, over every class. Per class
+    (area range 'all'):
 
     - ``mAP50`` = mean of ``eval['precision'][0, :, k, 0, -1]`` (COCO's
       101-point interpolated precision at IoU 0.5);
@@ -88,6 +93,11 @@ class GZSLInstanceMetric(CocoMetric):
         prefix (str, optional): Key prefix; defaults to ``gzsl_instance``.
         sort_categories (bool): Sort the annotation file's categories by id
             (upstream option, for Objects365).
+        eval_backend (str): What runs COCOeval: ``'reference'``
+            (pycocotools, the default) or ``'hotcoco'``
+            (``pip install hotcoco==1.3.0``). hotcoco takes the detections
+            from memory; their JSON files are written only with
+            ``outfile_prefix``.
     """
 
     default_prefix: str | None = 'gzsl_instance'
@@ -105,7 +115,11 @@ class GZSLInstanceMetric(CocoMetric):
                  backend_args: dict | None = None,
                  collect_device: str = 'cpu',
                  prefix: str | None = None,
-                 sort_categories: bool = False) -> None:
+                 sort_categories: bool = False,
+                 eval_backend: str = REFERENCE_BACKEND) -> None:
+        self._hotcoco = check_eval_backend(type(self).__name__, eval_backend,
+                                           backend_args)
+        self.eval_backend = eval_backend
         iou_types = [metric] if isinstance(metric, str) else list(metric)
         unsupported = [name for name in iou_types if name not in IOU_TYPES]
         if unsupported or not iou_types:
@@ -154,7 +168,7 @@ class GZSLInstanceMetric(CocoMetric):
 
     def _evaluate(self, coco_gt: COCO, result_file: str, iou_type: str,
                   img_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Run COCOeval at IoU 0.5 / 100 detections.
+        """Run pycocotools' COCOeval at IoU 0.5 / 100 detections.
 
         Returns:
             tuple[np.ndarray, np.ndarray]: Per class (``self.cat_ids``
@@ -176,7 +190,13 @@ class GZSLInstanceMetric(CocoMetric):
                                    categories=coco_gt.dataset['categories'],
                                    annotations=[])
             coco_dt.createIndex()
-        coco_eval = COCOeval(coco_gt, coco_dt, iou_type)
+        return self._run_coco_eval(COCOeval(coco_gt, coco_dt, iou_type),
+                                   img_ids)
+
+    def _run_coco_eval(self, coco_eval: Any,
+                       img_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Evaluate with a pycocotools or hotcoco ``COCOeval`` (same API)
+        at IoU 0.5 / 100 detections, area range 'all'."""
         params = coco_eval.params
         params.catIds = self.cat_ids
         params.imgIds = img_ids
@@ -187,11 +207,58 @@ class GZSLInstanceMetric(CocoMetric):
         coco_eval.evaluate()
         coco_eval.accumulate()
         # precision: (iou, recall point, class, area, max dets)
-        precision = coco_eval.eval['precision'][0, :, :, 0, -1]
-        recall = coco_eval.eval['recall'][0, :, 0, -1]
+        precision = np.asarray(coco_eval.eval['precision'])[0, :, :, 0, -1]
+        recall = np.asarray(coco_eval.eval['recall'])[0, :, 0, -1]
         has_gt = recall > -1
         average_precision = np.where(has_gt, precision.mean(axis=0), -1.0)
         return average_precision, recall
+
+    def _hotcoco_ground_truth(self, coco_gt: COCO) -> Any:
+        """hotcoco's copy of the ground truth (kept for ``ann_file``)."""
+        if coco_gt is not self._coco_api:
+            return self._hotcoco.COCO(coco_gt.dataset)
+        if getattr(self, '_hotcoco_coco_api', None) is None:
+            self._hotcoco_coco_api = self._hotcoco.COCO(coco_gt.dataset)
+        return self._hotcoco_coco_api
+
+    def _evaluate_hotcoco(self, coco_gt: COCO, preds: Sequence[dict],
+                          iou_type: str,
+                          img_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Run hotcoco's COCOeval on the detections held in memory.
+
+        They are the rows :meth:`results2json` writes (image id, xywh box,
+        score, category id, RLE mask), as columns, without the JSON round
+        trip; floats go from float32 to float64 as ``float()`` does there.
+        """
+        gt = self._hotcoco_ground_truth(coco_gt)
+        rows, masks = [], []
+        for pred in preds:
+            boxes = np.asarray(pred['bboxes'], dtype=np.float64).reshape(-1, 4)
+            scores = np.asarray(
+                pred.get('mask_scores', pred['scores'])
+                if iou_type == 'segm' else pred['scores'], dtype=np.float64)
+            labels = np.asarray(pred['labels'], dtype=np.int64)
+            if not len(labels):
+                continue
+            cat_ids = np.asarray(self.cat_ids, dtype=np.float64)[labels]
+            rows.append(np.column_stack([
+                np.full(len(labels), pred['img_id'], dtype=np.float64),
+                boxes[:, :2], boxes[:, 2:] - boxes[:, :2], scores, cat_ids
+            ]))
+            if iou_type == 'segm':
+                masks.extend(pred['masks'])
+        if rows:
+            detections = gt.load_res(
+                np.concatenate(rows),
+                segmentation=masks if iou_type == 'segm' else None)
+        else:
+            # As for pycocotools: load_res is given no empty result list.
+            detections = self._hotcoco.COCO(
+                dict(images=coco_gt.dataset['images'],
+                     categories=coco_gt.dataset['categories'],
+                     annotations=[]))
+        return self._run_coco_eval(
+            self._hotcoco.COCOeval(gt, detections, iou_type), img_ids)
 
     @staticmethod
     def _pad_to_all_classes(scores: tuple[np.ndarray, np.ndarray],
@@ -239,13 +306,18 @@ class GZSLInstanceMetric(CocoMetric):
                     f'{type(self).__name__}: images {unknown[:5]} are not in '
                     'ann_file; use the annotation file of the evaluated '
                     'data set.')
-            result_files = self.results2json(preds, outfile_prefix)
-            scores = {
-                iou_type: self._pad_to_all_classes(
-                    self._evaluate(coco_gt, result_files[iou_type], iou_type,
-                                   img_ids), len(groups.class_names))
-                for iou_type in self.metrics
-            }
+            if self._hotcoco is None or self.outfile_prefix:
+                result_files = self.results2json(preds, outfile_prefix)
+            scores = {}
+            for iou_type in self.metrics:
+                if self._hotcoco is None:
+                    per_class = self._evaluate(coco_gt, result_files[iou_type],
+                                               iou_type, img_ids)
+                else:
+                    per_class = self._evaluate_hotcoco(coco_gt, preds,
+                                                       iou_type, img_ids)
+                scores[iou_type] = self._pad_to_all_classes(
+                    per_class, len(groups.class_names))
 
         detections = np.bincount(
             np.concatenate([pred['labels'] for pred in preds]).astype(int),

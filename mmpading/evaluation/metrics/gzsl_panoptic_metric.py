@@ -1,10 +1,14 @@
 """Generalized zero-shot panoptic quality: PQ / SQ / RQ seen, unseen, HM."""
 from __future__ import annotations
 
+import os
+import os.path as osp
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 from mmdet.evaluation import CocoPanopticMetric
+from mmdet.evaluation.functional import INSTANCE_OFFSET
 from mmengine import fileio
 from mmengine.logging import MMLogger, print_log
 from panopticapi.evaluation import PQStat
@@ -15,12 +19,14 @@ from mmpading.registry import METRICS
 from .gzsl_utils import (
     ALL,
     HM,
+    REFERENCE_BACKEND,
     ROW_TITLES,
     SEEN,
     UNSEEN,
     ClassGroups,
     SeenUnseenSpec,
     category_ids_in_class_order,
+    check_eval_backend,
     checked_metric_ann_file,
     classes_without_gt,
     describe_classes_without_gt,
@@ -41,6 +47,23 @@ KEY_SUFFIXES = {
     THINGS: '_th',
     STUFF: '_st',
 }
+# Segment ids (label + instance * INSTANCE_OFFSET) below this are counted
+# with np.bincount; larger ones with np.unique.
+BINCOUNT_LIMIT = 1 << 22
+
+
+def segment_ids_and_areas(pan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a panoptic map and their pixel counts.
+
+    Equal to ``np.unique(pan, return_counts=True)``; a histogram is several
+    times faster than sorting the map when the ids are small.
+    """
+    flat = pan.ravel()
+    if flat.size and 0 <= flat.min() and flat.max() < BINCOUNT_LIMIT:
+        counts = np.bincount(flat)
+        ids = np.flatnonzero(counts)
+        return ids, counts[ids]
+    return np.unique(flat, return_counts=True)
 
 
 @METRICS.register_module()
@@ -49,9 +72,11 @@ class GZSLPanopticMetric(CocoPanopticMetric):
 
     The matching of predicted and ground-truth segments and the per-class
     TP / FP / FN / IoU counts are mmdet's :class:`CocoPanopticMetric` (on
-    panopticapi's :class:`PQStat`); per-class PQ / SQ / RQ come from
-    ``PQStat.pq_average``. This class then averages them over the seen and
-    the unseen classes and takes the harmonic mean.
+    panopticapi's :class:`PQStat`) or, with ``eval_backend='hotcoco'``,
+    hotcoco's ``PanopticEval`` (panopticapi's protocol in Rust, equal to
+    1e-6 on every key in the tests and the benchmark); per-class PQ / SQ /
+    RQ come from ``PQStat.pq_average``. This class then averages them over
+    the seen and the unseen classes and takes the harmonic mean.
 
     A class counts in a mean only if the evaluated images hold at least one
     (non-crowd) ground-truth segment of it (``tp + fn > 0``). A class with no
@@ -95,6 +120,10 @@ class GZSLPanopticMetric(CocoPanopticMetric):
         backend_args (dict, optional): File backend arguments.
         collect_device (str): 'cpu' or 'gpu'.
         prefix (str, optional): Key prefix; defaults to ``gzsl_panoptic``.
+        eval_backend (str): What matches the segments of each batch:
+            ``'reference'`` (mmdet + panopticapi, the default) or
+            ``'hotcoco'`` (``pip install hotcoco==1.3.0``; local files
+            only). Both write the predicted PNGs the same way.
     """
 
     default_prefix: str | None = 'gzsl_panoptic'
@@ -110,10 +139,14 @@ class GZSLPanopticMetric(CocoPanopticMetric):
                  nproc: int = 32,
                  backend_args: dict | None = None,
                  collect_device: str = 'cpu',
-                 prefix: str | None = None) -> None:
+                 prefix: str | None = None,
+                 eval_backend: str = REFERENCE_BACKEND) -> None:
         # Upstream's __del__ reads it, also when a check below refuses
         # ann_file before upstream's __init__ set it.
         self.tmp_dir = None
+        self._hotcoco = check_eval_backend(type(self).__name__, eval_backend,
+                                           backend_args)
+        self.eval_backend = eval_backend
         # A bad ann_file fails inside pycocotools otherwise.
         with checked_metric_ann_file(
                 type(self).__name__, ann_file,
@@ -166,6 +199,121 @@ class GZSLPanopticMetric(CocoPanopticMetric):
             super().process(data_batch, data_samples)
         else:
             self._compute_batch_pq_stats(data_samples)
+
+    def _compute_batch_pq_stats(self, data_samples: Sequence[dict]) -> None:
+        """PQ statistics of one batch, from the chosen ``eval_backend``."""
+        if self._hotcoco is None:
+            super()._compute_batch_pq_stats(data_samples)
+        else:
+            self.results.append(self._hotcoco_pq_stat(data_samples))
+
+    def _write_prediction(self, data_sample: dict, segm_file: str,
+                          label2cat: dict | None) -> list[dict]:
+        """Write a predicted panoptic PNG as upstream's
+        ``_parse_predictions`` does, and return its ``segments_info``.
+
+        Unlike upstream, the sample's prediction is not changed in place
+        (upstream writes VOID into it), and the map is converted with a
+        histogram and a byte view instead of ``np.unique`` and ``id2rgb``.
+        """
+        pan = data_sample['pred_panoptic_seg']['sem_seg'].cpu().numpy()[0]
+        num_classes = len(self.dataset_meta['classes'])
+        ignore_index = data_sample['pred_panoptic_seg'].get(
+            'ignore_index', num_classes)
+        ids, areas = segment_ids_and_areas(pan)
+        labels = ids % INSTANCE_OFFSET
+        is_void = (labels == num_classes) | (labels == ignore_index)
+        segments_info = [
+            dict(id=int(seg_id),
+                 category_id=label2cat[label] if label2cat else int(label),
+                 area=int(area))
+            for seg_id, label, area in zip(ids[~is_void], labels[~is_void],
+                                           areas[~is_void])
+        ]
+        # panopticapi's id of a pixel is R + 256 G + 256^2 B: the three low
+        # bytes of a little-endian uint32; VOID is 0.
+        id_map = pan.astype('<u4')
+        if is_void.any():
+            id_map[np.isin(pan, ids[is_void])] = 0
+        bgr = cv2.cvtColor(id_map.view(np.uint8).reshape(*pan.shape, 4),
+                           cv2.COLOR_RGBA2BGR)
+        # Upstream's mmcv.imwrite makes the folder too.
+        os.makedirs(self.seg_out_dir, exist_ok=True)
+        path = osp.join(self.seg_out_dir, segm_file)
+        if not cv2.imwrite(path, bgr):
+            raise OSError(f'{type(self).__name__}: cannot write the '
+                          f'predicted panoptic PNG {path}.')
+        return segments_info
+
+    def _hotcoco_pq_stat(self, data_samples: Sequence[dict]) -> PQStat:
+        """Per-class TP / FP / FN / IoU of one batch from hotcoco's
+        ``PanopticEval``, as the :class:`PQStat` upstream would return.
+
+        The ground truth of each image is what upstream takes: the segments
+        of ``ann_file`` (areas from the file, as panopticapi), or without it
+        the sample's ``segments_info`` (areas from the PNG, as upstream).
+        """
+        categories = self._label_categories()
+        label2cat = None if self._coco_api is None else dict(
+            enumerate(categories))
+        gt_annotations, pred_annotations = [], []
+        for data_sample in data_samples:
+            img_id = data_sample['img_id']
+            segm_file = osp.basename(data_sample['img_path']).replace(
+                '.jpg', '.png')
+            pred_annotations.append(dict(
+                image_id=img_id, file_name=segm_file,
+                segments_info=self._write_prediction(
+                    data_sample, segm_file, label2cat)))
+            if self._coco_api is not None:
+                segments_info = [
+                    dict(id=segment['id'],
+                         category_id=segment['category_id'],
+                         iscrowd=segment.get('iscrowd', 0),
+                         area=segment['area'])
+                    for segment in self._coco_api.imgToAnns[img_id]
+                ]
+            else:
+                # As upstream: a thing class's segment that the data set
+                # does not mark as a thing instance is a crowd region.
+                segments_info = [
+                    dict(id=segment['id'], category_id=segment['category'],
+                         iscrowd=int(
+                             categories[segment['category']]['isthing'] == 1
+                             and not segment['is_thing']))
+                    for segment in data_sample['segments_info']
+                ]
+            gt_annotations.append(dict(image_id=img_id, file_name=segm_file,
+                                       segments_info=segments_info))
+        images = [
+            dict(id=sample['img_id'], file_name=annotation['file_name'],
+                 height=sample['ori_shape'][0], width=sample['ori_shape'][1])
+            for sample, annotation in zip(data_samples, gt_annotations)
+        ]
+        category_list = [
+            dict(id=cat_id, name=category['name'],
+                 isthing=category['isthing'])
+            for cat_id, category in categories.items()
+        ]
+        evaluation = self._hotcoco.panoptic.PanopticEval(
+            dict(images=images, annotations=gt_annotations,
+                 categories=category_list),
+            dict(images=images, annotations=pred_annotations,
+                 categories=category_list),
+            gt_folder=self.seg_prefix,
+            pred_folder=self.seg_out_dir)
+        evaluation.evaluate()
+        pq_stat = PQStat()
+        for cat_id, counts in evaluation.results()['per_class'].items():
+            # panopticapi's PQStat only holds the classes it touched.
+            if counts['tp'] + counts['fp'] + counts['fn'] == 0:
+                continue
+            entry = pq_stat[cat_id]
+            entry.iou += counts['iou']
+            entry.tp += counts['tp']
+            entry.fp += counts['fp']
+            entry.fn += counts['fn']
+        return pq_stat
 
     def _label_categories(self) -> dict:
         """Panopticapi categories keyed as the PQ statistics are, in the

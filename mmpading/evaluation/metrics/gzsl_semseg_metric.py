@@ -12,8 +12,10 @@ from mmpading.datasets.splits import ZeroShotSplit
 from mmpading.registry import METRICS
 
 from .gzsl_utils import (
+    REFERENCE_BACKEND,
     ClassGroups,
     SeenUnseenSpec,
+    check_eval_backend,
     classes_without_gt,
     describe_classes_without_gt,
     flatten_summary,
@@ -52,9 +54,11 @@ class GZSLSemSegMetric(IoUMetric):
     """mIoU of the generalized zero-shot semantic protocol (ZSS).
 
     Per-class intersection and union are accumulated over the evaluated
-    images with mmseg's ``IoUMetric.intersect_and_union`` and turned into
-    per-class IoU by ``total_area_to_metrics``; the IoUs are then averaged
-    over the seen and the unseen classes and the harmonic mean is taken.
+    images with mmseg's ``IoUMetric.intersect_and_union`` (or, with
+    ``eval_backend='hotcoco'``, from hotcoco's pixel confusion matrix, with
+    the same counts) and turned into per-class IoU by
+    ``total_area_to_metrics``; the IoUs are then averaged over the seen and
+    the unseen classes and the harmonic mean is taken.
 
     A class with no ground-truth pixel in the evaluated images is left out
     of every mean (mmseg scores such a class 0 when it is predicted) and
@@ -87,6 +91,9 @@ class GZSLSemSegMetric(IoUMetric):
             (upstream behaviour).
         format_only (bool): Only write the predicted maps (upstream).
         prefix (str, optional): Key prefix; defaults to ``gzsl_semseg``.
+        eval_backend (str): What counts the pixels: ``'reference'``
+            (mmseg's histograms, the default) or ``'hotcoco'``
+            (``pip install hotcoco==1.3.0``).
     """
 
     default_prefix: str | None = 'gzsl_semseg'
@@ -99,7 +106,10 @@ class GZSLSemSegMetric(IoUMetric):
                  collect_device: str = 'cpu',
                  output_dir: str | None = None,
                  format_only: bool = False,
-                 prefix: str | None = None) -> None:
+                 prefix: str | None = None,
+                 eval_backend: str = REFERENCE_BACKEND) -> None:
+        self._hotcoco = check_eval_backend(type(self).__name__, eval_backend)
+        self.eval_backend = eval_backend
         self.seen_unseen = SeenUnseenSpec(zero_shot_split, unseen_classes,
                                           owner=type(self).__name__)
         super().__init__(
@@ -131,7 +141,61 @@ class GZSLSemSegMetric(IoUMetric):
                 converted['gt_sem_seg'] = dict(
                     data=_label_map(sample, 'gt_sem_seg', owner))
             mmseg_samples.append(converted)
-        super().process(data_batch, mmseg_samples)
+        if self._hotcoco is None or self.format_only:
+            super().process(data_batch, mmseg_samples)
+            return
+        self.results.append(self._hotcoco_areas(mmseg_samples))
+        if self.output_dir is not None:
+            # Upstream writes the predicted maps; with format_only it
+            # skips its own (here redundant) pixel counts.
+            self.format_only = True
+            try:
+                super().process(data_batch, mmseg_samples)
+            finally:
+                self.format_only = False
+
+    def _labels_in_range(self, label: np.ndarray, pred: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """Labels outside ``[0, num_classes)`` (ground truth other than
+        ``ignore_index``) replaced by ``num_classes``."""
+        num_classes = len(self.dataset_meta['classes'])
+        pred = np.where((pred < 0) | (pred >= num_classes), num_classes,
+                        pred)
+        outside = ((label < 0) | (label >= num_classes)) & (
+            label != self.ignore_index)
+        return np.where(outside, num_classes, label), pred
+
+    def _hotcoco_areas(self, samples: Sequence[dict]
+                       ) -> tuple[torch.Tensor, ...]:
+        """mmseg's ``intersect_and_union`` summed over a batch, from
+        hotcoco's confusion matrix.
+
+        mmseg counts only labels in ``[0, num_classes)`` and drops
+        ``ignore_index`` ground truth; hotcoco refuses other labels, so
+        they go to one extra class here, which is then left out of the
+        counts as mmseg leaves them out of its histograms.
+        """
+        num_classes = len(self.dataset_meta['classes'])
+        evaluation = self._hotcoco.semantic.SemanticEval(
+            num_classes + 1, ignore_index=self.ignore_index)
+        for sample in samples:
+            pred = sample['pred_sem_seg']['data'].cpu().numpy()
+            label = sample['gt_sem_seg']['data'].cpu().numpy()
+            try:
+                evaluation.update(label, pred)
+            except ValueError:
+                # A label outside the classes (hotcoco refuses it and
+                # counts nothing): retried with such labels in the extra
+                # class.
+                evaluation.update(*self._labels_in_range(label, pred))
+        # Rows: ground truth, columns: prediction.
+        confusion = torch.from_numpy(
+            evaluation.confusion().astype(np.float64))
+        intersect = confusion.diagonal()[:num_classes].clone()
+        pred_area = confusion[:, :num_classes].sum(0)
+        label_area = confusion[:num_classes].sum(1)
+        union = pred_area + label_area - intersect
+        return intersect, union, pred_area, label_area
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         """Per-class IoU from the summed areas, summarised per group.

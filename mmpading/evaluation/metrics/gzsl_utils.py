@@ -18,10 +18,12 @@ no split reads it from ``dataset_meta['seen_classes']`` /
 """
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,59 @@ SEEN, UNSEEN, HM, ALL = 'seen', 'unseen', 'hm', 'all'
 ROW_TITLES = {SEEN: 'seen', UNSEEN: 'unseen', HM: 'HM', ALL: 'all'}
 # Suffix of each row in the flat metric keys: ``PQ_seen``, ``PQ_hm``, ``PQ``.
 DEFAULT_KEY_SUFFIXES = {SEEN: '_seen', UNSEEN: '_unseen', HM: '_hm', ALL: ''}
+
+# What computes the per-class counts: the upstream tool each metric extends
+# (pycocotools / panopticapi / mmseg), or hotcoco, a Rust port of them.
+REFERENCE_BACKEND, HOTCOCO_BACKEND = 'reference', 'hotcoco'
+EVAL_BACKENDS = (REFERENCE_BACKEND, HOTCOCO_BACKEND)
+# The version whose results were checked against the reference
+# (tests/evaluation/metrics/test_eval_backends.py); requirements/optional.txt.
+HOTCOCO_REQUIREMENT = 'hotcoco==1.3.0'
+
+
+def check_eval_backend(owner: str, eval_backend: str,
+                       backend_args: dict | None = None
+                       ) -> ModuleType | None:
+    """Check a metric's ``eval_backend`` when the metric is built.
+
+    A missing hotcoco is reported here rather than after the whole
+    inference, when the first batch is evaluated.
+
+    Args:
+        owner (str): The metric's class name, for messages.
+        eval_backend (str): ``'reference'`` or ``'hotcoco'``.
+        backend_args (dict, optional): The metric's file backend arguments;
+            hotcoco reads local files only.
+
+    Returns:
+        ModuleType | None: The ``hotcoco`` module, or None for the reference.
+
+    Raises:
+        ValueError: For another value, or file backend arguments that are
+            not the local disk's together with hotcoco.
+        ImportError: If ``eval_backend='hotcoco'`` and hotcoco is not
+            installed.
+    """
+    if eval_backend not in EVAL_BACKENDS:
+        raise ValueError(
+            f'{owner}: `eval_backend` is one of {EVAL_BACKENDS}, got '
+            f'{eval_backend!r}.')
+    if eval_backend == REFERENCE_BACKEND:
+        return None
+    if backend_args and backend_args.get('backend', 'local') != 'local':
+        raise ValueError(
+            f"{owner}: eval_backend='hotcoco' reads local files only, but "
+            f'backend_args is {backend_args!r}; use '
+            "eval_backend='reference' with this file backend.")
+    try:
+        return importlib.import_module('hotcoco')
+    except ImportError as error:
+        raise ImportError(
+            f"{owner}(eval_backend='hotcoco') needs the hotcoco package, "
+            f'which cannot be imported ({error}). Fix: pip install '
+            f"{HOTCOCO_REQUIREMENT} (or `make install`, which installs "
+            "requirements/optional.txt), or use eval_backend='reference'."
+        ) from error
 
 
 @contextmanager
