@@ -28,6 +28,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import load_checkpoint
 from mmengine.utils import ProgressBar
 
+from mmpading.datasets.class_count_checks import head_class_counts
 from mmpading.datasets.feature_cache import (
     CACHE_DTYPES,
     CACHE_FORMAT,
@@ -358,6 +359,7 @@ def cached_stage2_config(cfg: Config, cache_dir: str,
             something else.
     """
     cfg = copy.deepcopy(cfg)
+    model_cfg = cfg.model
     manifest = load_complete_manifest(cache_dir)
     expected = None
     if checkpoint is not None:
@@ -370,6 +372,11 @@ def cached_stage2_config(cfg: Config, cache_dir: str,
         panoptic_fusion_head=cfg.model.get('panoptic_fusion_head'),
         test_cfg=cfg.model.get('test_cfg'),
         data_preprocessor=dict(type='BaseDataPreprocessor'))
+    head_counts = head_class_counts(model_cfg)[1]
+    if head_counts and sum(head_counts.values()) != manifest.num_classes:
+        # A class set extended after training (mmpading.apis.
+        # class_extension): evaluated on the cache, never trained on it.
+        cfg.model['num_classes'] = sum(head_counts.values())
     cfg.train_dataloader = dict(
         batch_size=cfg.train_dataloader.batch_size,
         num_workers=0,

@@ -30,7 +30,7 @@ class ClassCountError(ValueError):
     fix."""
 
 
-def _head_class_counts(model_cfg: Mapping) -> tuple[str, dict[str, int]]:
+def head_class_counts(model_cfg: Mapping) -> tuple[str, dict[str, int]]:
     """Where the head's class counts are set, and the counts by kind.
 
     Returns:
@@ -82,7 +82,7 @@ def check_head_class_counts(cfg: Config, dataloaders: Sequence[str]) -> None:
         ClassCountError: Naming the head option, the data set, both counts
             and the fix.
     """
-    head_path, head_counts = _head_class_counts(cfg.get('model') or {})
+    head_path, head_counts = head_class_counts(cfg.get('model') or {})
     if not head_counts:
         return
     from mmpading.registry import DATASETS

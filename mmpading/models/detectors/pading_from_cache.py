@@ -58,6 +58,13 @@ class PADingFromCache(BaseModel):
         test_cfg (dict, optional): The stage-2 config's ``test_cfg``.
         data_preprocessor (dict, optional): Defaults to mmengine's
             ``BaseDataPreprocessor`` (moves the batch to the device).
+        num_classes (int, optional): The model's class count K', when it
+            is not the cache's K: a model whose class set was extended
+            after training (:func:`mmpading.apis.class_extension.
+            add_classes`), evaluated on the cache's validation outputs
+            (they do not depend on the classes). Such a model only
+            predicts; its ``cls_embed`` comes from its checkpoint. None
+            (the default): the cache's.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -67,19 +74,22 @@ class PADingFromCache(BaseModel):
                  panoptic_fusion_head: dict | None = None,
                  test_cfg: dict | None = None,
                  data_preprocessor: dict | None = None,
+                 num_classes: int | None = None,
                  init_cfg: dict | None = None) -> None:
         super().__init__(
             data_preprocessor=data_preprocessor
             or dict(type='BaseDataPreprocessor'),
             init_cfg=init_cfg)
         manifest = load_complete_manifest(cache_dir)
-        weight, bias = load_cls_embed(cache_dir)
-        self.num_classes = manifest.num_classes
-        self.cls_embed = nn.Linear(manifest.feat_dim, manifest.num_classes + 1)
-        with torch.no_grad():
-            self.cls_embed.weight.copy_(weight)
-            self.cls_embed.bias.copy_(bias)
-        self.zero_shot = build_learner(zero_shot, manifest.num_classes,
+        self.cache_num_classes = manifest.num_classes
+        self.num_classes = num_classes or manifest.num_classes
+        self.cls_embed = nn.Linear(manifest.feat_dim, self.num_classes + 1)
+        if self.num_classes == manifest.num_classes:
+            weight, bias = load_cls_embed(cache_dir)
+            with torch.no_grad():
+                self.cls_embed.weight.copy_(weight)
+                self.cls_embed.bias.copy_(bias)
+        self.zero_shot = build_learner(zero_shot, self.num_classes,
                                        manifest.feat_dim,
                                        "the feature cache's num_classes")
         self.panoptic_fusion_head = None
@@ -119,6 +129,13 @@ class PADingFromCache(BaseModel):
             dict[str, Tensor]: Logged values, prefixed ``gen.`` and
             ``cls.``.
         """
+        if self.num_classes != self.cache_num_classes:
+            raise ValueError(
+                f'PADingFromCache: a model of {self.num_classes} classes '
+                f'cannot train on a cache of {self.cache_num_classes} '
+                "classes' labels (num_classes differs from the cache's: "
+                'such a model only evaluates); train from a cache of this '
+                'class set')
         steps = stage2_optim_wrappers(optim_wrapper, self.learner)
         data = self.data_preprocessor(data, True)
         query_features = QueryFeatures(data['embeddings'], data['labels'],
