@@ -7,6 +7,7 @@ from .model_loading import (
                               resolve_config,
                               toy_config_names,
 )
+from .pading_inferencer import PADingInferencer
 from .toy_experiments import (
                               WorkDirInUseError,
                               evaluate_toy_config,
@@ -20,5 +21,5 @@ __all__ = [
     'train_toy_config', 'WorkDirInUseError', 'build_eval_dataset',
     'collate', 'load_model',
     'load_trained_model', 'resolve_config', 'toy_config_names',
-    'config_path'
+    'config_path', 'PADingInferencer'
 ]
