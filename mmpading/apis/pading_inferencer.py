@@ -37,6 +37,7 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.mask import encode_mask_results, mask2bbox
 from mmdet.visualization.palette import get_palette
 from mmengine.config import Config, ConfigDict
+from mmengine.dataset import pseudo_collate
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import (
     _load_checkpoint,
@@ -275,6 +276,13 @@ class PADingInferencer(DetInferencer):
             if str(step['type']).split('.')[-1] not in _ANNOTATION_LOADERS
         ]
         return super()._init_pipeline(cfg)
+
+    def _init_collate(self, cfg: Config):
+        """The config's ``collate_fn``, else mmengine's ``pseudo_collate``
+        (upstream's default, without its registry-scope warning)."""
+        if cfg.test_dataloader.get('collate_fn') is None:
+            return pseudo_collate
+        return super()._init_collate(cfg)
 
     def _init_visualizer(self, cfg: Config) -> PanopticOverlayVisualizer:
         """The config's visualizer arguments, drawing ``task`` with a
