@@ -358,3 +358,35 @@ def test_bad_inputs_and_text_prompts_are_refused(inferencer, tmp_path):
         inferencer(str(tmp_path / 'notes.txt'), texts='white star')
     with pytest.raises(ValueError, match='batch_size'):
         inferencer(np.zeros((8, 8, 3), np.uint8), batch_size=0)
+
+
+# ----------------------------------------------------------------- docs
+def doc_blocks(page: Path) -> list[str]:
+    """The fenced blocks of a docs page, in order."""
+    parts = page.read_text().split('```')
+    return [part.split('\n', 1)[1] for part in parts[1::2]]
+
+
+def test_the_docs_example_runs_and_prints_what_the_docs_show(
+        stage2_checkpoint, tiny_toy_root, tmp_path, monkeypatch, capsys):
+    blocks = doc_blocks(Path(__file__).resolve().parents[2] / 'docs' /
+                        'training.md')
+    [index] = [i for i, block in enumerate(blocks)
+               if block.startswith('from mmpading.apis import '
+                                   'PADingInferencer')]
+    example, shown = blocks[index], blocks[index + 1].splitlines()
+    # The example's files: the toy set and the trained stage-2 model.
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 'data' / 'toy').symlink_to(tiny_toy_root)
+    checkpoint = tmp_path / 'work_dirs' / 'pading_toy_stage2' / \
+        'iter_1000.pth'
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.symlink_to(stage2_checkpoint)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, 'docs/training.md', 'exec'),  # noqa: S102
+         {'__name__': 'docs_example'})
+    printed = [line for line in capsys.readouterr().out.splitlines()
+               if line.startswith(('(', '['))]
+    # The classes and the result keys; the rest depends on the model.
+    assert printed[:2] == shown[:2]
+    assert (tmp_path / 'outputs' / 'vis' / '000010000006.png').is_file()
