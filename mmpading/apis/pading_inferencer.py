@@ -438,10 +438,11 @@ class PADingInferencer(DetInferencer):
         unseen = set(self.unseen_classes)
         save = pred_out_dir != ''
         if save:
-            if 'img_path' in data_sample:
+            if data_sample.get('img_path'):
                 stem = osp.splitext(osp.basename(data_sample.img_path))[0]
             else:
-                stem = str(self.num_predicted_imgs)
+                # An array: numbered as its drawing (vis/00000000.jpg).
+                stem = f'{self.num_predicted_imgs:08d}'
                 self.num_predicted_imgs += 1
             prefix = osp.join(pred_out_dir, 'preds', stem)
         result: dict[str, Any] = {}

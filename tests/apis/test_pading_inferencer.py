@@ -128,6 +128,22 @@ def test_saved_files_match_the_returned_results(inferencer, tiny_toy_root,
     assert np.array_equal(panoptic_png, returned['panoptic_seg'])
 
 
+def test_arrays_are_numbered_like_their_drawings(tiny_toy_root, tmp_path,
+                                                stage2_checkpoint):
+    inferencer = PADingInferencer(
+        'pading_toy_stage2', weights=stage2_checkpoint,
+        data_root=tiny_toy_root, show_progress=False)
+    path = val_images(tiny_toy_root)[1]
+    array = mmcv.imread(val_images(tiny_toy_root)[0])
+    results = inferencer([array, path], batch_size=2, out_dir=str(tmp_path),
+                         no_save_pred=False)
+    assert len(results['predictions']) == 2
+    assert sorted(p.name for p in (tmp_path / 'vis').iterdir()) == [
+        '00000000.jpg', Path(path).name]
+    assert (tmp_path / 'preds' / '00000000.json').is_file()
+    assert (tmp_path / 'preds' / f'{Path(path).stem}.json').is_file()
+
+
 @pytest.mark.parametrize('task', ['panoptic', 'instance', 'semantic'])
 def test_each_task_is_drawn(stage2_checkpoint, tiny_toy_root, tmp_path,
                             task):
