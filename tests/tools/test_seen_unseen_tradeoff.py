@@ -92,3 +92,67 @@ def test_bad_input_is_refused_before_any_work(tool, tiny_toy_root,
         tool.parse_args(['--data-root', str(tmp_path), '--model', 'A',
                          'pading_toy_stage2', str(ckpt)])
     assert 'holds no toy data set' in capsys.readouterr().err
+
+
+@pytest.fixture(scope='module')
+def seed_checkpoints(tiny_toy_root, stage1_checkpoint,
+                     tmp_path_factory) -> str:
+    """Two tiny stage-2 runs (seeds 0 and 1): the checkpoint pattern."""
+    from mmpading.apis import train_toy_config
+    root = tmp_path_factory.mktemp('tradeoff_seeds')
+    for seed in (0, 1):
+        checkpoint = train_toy_config(
+            'pading_toy_stage2', str(root / f'seed{seed}'), tiny_toy_root,
+            seed=seed, max_iters=2, load_from=stage1_checkpoint,
+            options=TRAIN_OPTIONS)
+    return checkpoint.replace('/seed1/', '/seed{seed}/')
+
+
+@pytest.mark.slow
+def test_seeds_give_means_paired_tests_and_a_held_out_choice(
+        tool, tiny_toy_root, seed_checkpoints, tmp_path):
+    out = tmp_path / 'seeds.png'
+    tool.main([
+        '--data-root', tiny_toy_root, '--seeds', '0', '1',
+        '--model', 'A', 'pading_toy_stage2', seed_checkpoints,
+        '--model', 'B', 'pading_toy_stage2', seed_checkpoints,
+        '--gammas', '0', '1', '--dev-data-root', tiny_toy_root,
+        '--work-dir', str(tmp_path / 'work'), '--out', str(out)
+    ])
+    raw = json.loads(out.with_suffix('.json').read_text())
+    for label in ('A', 'B'):
+        per_seed = raw['summary'][label]['PQ']['ausuc_per_seed']
+        assert set(per_seed) == {'0', '1'}
+        assert raw['summary'][label]['PQ']['ausuc'] == pytest.approx(
+            sum(per_seed.values()) / 2)
+        # The held-out choice is read at its gamma on the reported set.
+        dev = raw['dev'][label]
+        assert set(dev['gamma_per_seed'].values()) <= {0, 1}
+        chosen = [raw['runs'][f'{label}/seed{s}'][f'{g:g}']
+                  ['gzsl_panoptic/PQ_hm']
+                  for s, g in dev['gamma_per_seed'].items()]
+        assert dev['hm_at_choice']['mean'] == pytest.approx(
+            sum(chosen) / 2)
+    # The same checkpoints under two labels: a paired difference of 0.
+    pq = [row for row in raw['comparisons'] if row['metric'] == 'PQ']
+    assert len(pq) == 1 and pq[0]['mean_diff'] == 0 and pq[0]['n'] == 2
+    text = out.with_suffix('.md').read_text()
+    assert '| B − A | PQ |' in text and 'held-out draw' in text
+
+
+def test_seed_arguments_are_checked(tool, tiny_toy_root, tmp_path, capsys):
+    ckpt = tmp_path / 'seed0.pth'
+    ckpt.write_bytes(b'')
+    base = ['--data-root', tiny_toy_root]
+    cases = [
+        (['--seeds', '0', '1', '--model', 'A', 'pading_toy_stage2',
+          str(ckpt)], 'must hold "{seed}"'),
+        (['--seeds', '0', '--model', 'A', 'pading_toy_stage2',
+          str(tmp_path / 'seed{seed}.pth')], 'at least two seeds'),
+        (['--dev-data-root', tiny_toy_root, '--model', 'A',
+          'pading_toy_stage2', str(ckpt)], '--dev-data-root needs --seeds'),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit):
+            tool.parse_args(base + argv)
+        assert message in capsys.readouterr().err

@@ -42,6 +42,7 @@ import sys
 from collections.abc import Sequence
 
 from mmengine.registry import init_default_scope
+from seed_statistics import MeanCI, paired_comparison
 
 import mmpading  # noqa: F401  (registers components)
 from mmpading.apis import evaluate_toy_config
@@ -88,8 +89,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help='the figure; the .json and .md go beside it')
     parser.add_argument('--reuse', action='store_true',
                         help='keep evaluations the work dir already holds')
+    parser.add_argument(
+        '--seeds', type=int, nargs='+',
+        help='stage-2 seeds: every CHECKPOINT holds "{seed}", each model is '
+        'swept per seed, and the report gives AUSUC mean ± 95%% CI and '
+        'paired tests of each model against the one before it')
+    parser.add_argument(
+        '--dev-data-root',
+        help='a held-out toy draw (make_toy_dataset.py --seed 1): γ is '
+        'chosen there by HM-PQ (per model and seed), and --data-root is '
+        'reported at that γ')
+    parser.add_argument(
+        '--dev-feature-cache',
+        help="the cache of the models' segmenter on --dev-data-root (tools/"
+        'misc/build_feature_cache.py --epochs 1): evaluate the draw from it '
+        '(else online)')
     args = parser.parse_args(argv)
     check_model_labels(parser, args.model)
+    if args.seeds is not None:
+        if len(set(args.seeds)) < 2:
+            parser.error('--seeds: statistics need at least two seeds')
+        missing = [label for label, _, checkpoint in args.model
+                   if '{seed}' not in checkpoint]
+        if missing:
+            parser.error('--seeds: the CHECKPOINT of every --model must '
+                         f'hold "{{seed}}"; not that of {missing}')
+    if args.dev_feature_cache is not None and args.dev_data_root is None:
+        parser.error('--dev-feature-cache needs --dev-data-root')
+    if args.dev_data_root is not None and args.seeds is None:
+        parser.error('--dev-data-root needs --seeds (the choice of γ is '
+                     'compared with γ = 0 over the seeds)')
     if len(set(args.gammas)) < 2:
         parser.error('--gammas: a curve needs at least two values')
     if not osp.isfile(osp.join(args.data_root, 'split.json')):
@@ -102,8 +131,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                      'manifest.json; build it with tools/misc/'
                      'build_feature_cache.py')
     # Toy config names only: evaluate_toy_config takes a name.
-    check_model_files(parser, args.model,
-                      lambda config: toy_config(config, args.data_root))
+    check_model_files(parser, [
+        (label, config, checkpoint.format(seed=seed))
+        for label, config, checkpoint in args.model
+        for seed in (args.seeds or [None])
+    ], lambda config: toy_config(config, args.data_root))
     args.gammas = sorted(set(args.gammas))
     return args
 
@@ -120,18 +152,22 @@ def seen_class_ids(config: str, data_root: str) -> list[int]:
 
 
 def evaluate(label: str, config: str, checkpoint: str, gamma: float,
-             args: argparse.Namespace, seen_ids: list[int]
-             ) -> dict[str, float]:
-    """One model at one calibration (cached in the work dir)."""
-    work_dir = osp.join(args.work_dir, label, f'gamma{gamma:g}')
+             args: argparse.Namespace, seen_ids: list[int],
+             dev: bool = False) -> dict[str, float]:
+    """One model at one calibration (cached in the work dir), on the
+    reported set or (``dev``) on the held-out draw."""
+    work_dir = osp.join(args.work_dir, *(['dev'] if dev else []), label,
+                        f'gamma{gamma:g}')
     metrics_file = osp.join(work_dir, 'metrics.json')
     if args.reuse and osp.isfile(metrics_file):
         with open(metrics_file) as f:
             return json.load(f)
     metrics = evaluate_toy_config(
-        config, checkpoint, work_dir, args.data_root,
+        config, checkpoint, work_dir,
+        args.dev_data_root if dev else args.data_root,
         options={GAMMA_KEY: gamma, SEEN_KEY: seen_ids},
-        quiet_console=True, feature_cache=args.feature_cache)
+        quiet_console=True,
+        feature_cache=args.dev_feature_cache if dev else args.feature_cache)
     metrics = {key: float(value) for key, value in metrics.items()}
     os.makedirs(work_dir, exist_ok=True)
     with open(metrics_file, 'w') as f:
@@ -217,23 +253,218 @@ def report(summary: dict, args: argparse.Namespace) -> str:
     ])
 
 
+def sweep(label: str, config: str, checkpoint: str,
+          args: argparse.Namespace, seen_ids: list[int], dev: bool = False
+          ) -> dict[float, dict[str, float]]:
+    """One model at every γ."""
+    runs = {}
+    where = ' (dev)' if dev else ''
+    for index, gamma in enumerate(args.gammas, start=1):
+        metrics = evaluate(label, config, checkpoint, gamma, args, seen_ids,
+                           dev)
+        runs[gamma] = metrics
+        print(f'[{label}{where} {index}/{len(args.gammas)}] γ = {gamma:g}: '
+              + ', '.join(
+                  f'{name} {metrics[f"{prefix}_seen"]:.1f} / '
+                  f'{metrics[f"{prefix}_unseen"]:.1f}'
+                  for name, prefix in CURVES), flush=True)
+    return runs
+
+
+def seed_label(label: str, seed: int | None) -> str:
+    return label if seed is None else f'{label}/seed{seed}'
+
+
+# ------------------------------------------------------------ over seeds
+def seed_summary(summary: dict, labels: Sequence[str],
+                 seeds: Sequence[int]) -> dict:
+    """Per model and curve: AUSUC over the seeds (mean, CI, per seed), and
+    the means of HM at γ = 0 and of the best HM."""
+    out = {}
+    for label in labels:
+        out[label] = {}
+        for name, _ in CURVES:
+            rows = {seed: summary[seed_label(label, seed)][name]
+                    for seed in seeds}
+            ausuc = MeanCI.of([row['ausuc'] for row in rows.values()])
+            out[label][name] = dict(
+                ausuc=ausuc.mean, ausuc_half_width=ausuc.half_width,
+                ausuc_std=ausuc.std,
+                ausuc_per_seed={str(s): row['ausuc']
+                                for s, row in rows.items()},
+                hm_at_0=MeanCI.of([row['hm_at_0'] for row in rows.values()
+                                   if row['hm_at_0'] is not None]).mean,
+                best_hm=MeanCI.of([row['best_hm']
+                                   for row in rows.values()]).mean,
+                best_gamma_per_seed={str(s): row['best_gamma']
+                                     for s, row in rows.items()})
+    return out
+
+
+def seed_comparisons(by_seed: dict, labels: Sequence[str]) -> list[dict]:
+    """AUSUC of each model against the one listed before it, paired by
+    seed, for every curve."""
+    comparisons = []
+    for lower, upper in zip(labels, labels[1:]):
+        for name, _ in CURVES:
+            values = {
+                label: {int(s): v for s, v in
+                        by_seed[label][name]['ausuc_per_seed'].items()}
+                for label in (lower, upper)
+            }
+            test = paired_comparison(values[upper], values[lower])
+            comparisons.append(dict(
+                upper=upper, lower=lower, metric=name,
+                mean_diff=test.mean_diff, half_width=test.half_width,
+                p_value=test.p_value, wins=test.wins, n=test.n))
+    return comparisons
+
+
+def dev_choice(results: dict, dev_results: dict, labels: Sequence[str],
+               seeds: Sequence[int]) -> dict:
+    """Per model: γ chosen on the held-out draw (best HM-PQ there) for each
+    seed, and the reported set's HM-PQ at that γ against γ = 0."""
+    prefix = dict(CURVES)['PQ']
+    out = {}
+    for label in labels:
+        chosen, at_choice, at_zero = {}, {}, {}
+        for seed in seeds:
+            name = seed_label(label, seed)
+            best = best_harmonic_mean(curve_points(dev_results[name],
+                                                   prefix))
+            chosen[seed] = best.gamma
+            at_choice[seed] = results[name][best.gamma][f'{prefix}_hm']
+            at_zero[seed] = results[name][0.0][f'{prefix}_hm']
+        test = paired_comparison(at_choice, at_zero)
+        out[label] = dict(
+            gamma_per_seed={str(s): g for s, g in chosen.items()},
+            hm_at_choice=MeanCI.of(list(at_choice.values())).__dict__,
+            hm_at_0=MeanCI.of(list(at_zero.values())).__dict__,
+            mean_diff=test.mean_diff, half_width=test.half_width,
+            p_value=test.p_value, wins=test.wins, n=test.n)
+    return out
+
+
+def mean_curves(results: dict, labels: Sequence[str],
+                seeds: Sequence[int]) -> dict:
+    """Per model, the seen / unseen metrics at each γ averaged over the
+    seeds (for the figure; AUSUC is averaged per seed instead)."""
+    curves = {}
+    for label in labels:
+        runs = [results[seed_label(label, seed)] for seed in seeds]
+        curves[label] = {
+            gamma: {key: sum(run[gamma][key] for run in runs) / len(runs)
+                    for key in runs[0][gamma]}
+            for gamma in runs[0]
+        }
+    return curves
+
+
+def seed_report(by_seed: dict, comparisons: list[dict], dev: dict | None,
+                args: argparse.Namespace) -> str:
+    """The Markdown tables of the seed sweep."""
+    seeds = ', '.join(str(s) for s in args.seeds)
+    lines = [
+        f'AUSUC over seeds {seeds} (mean ± 95% CI; in [0, 1]):', '',
+        '| model | AUSUC PQ | AUSUC mIoU | AUSUC mask mAP50 | '
+        'HM-PQ at γ = 0 | best HM-PQ (on this set) |',
+        '|---|---|---|---|---|---|'
+    ]
+    for label, by_metric in by_seed.items():
+        cells = [f'{by_metric[name]["ausuc"]:.3f} ± '
+                 f'{by_metric[name]["ausuc_half_width"]:.3f}'
+                 for name, _ in CURVES]
+        pq = by_metric['PQ']
+        lines.append(f'| {label} | ' + ' | '.join(cells) +
+                     f' | {pq["hm_at_0"]:.1f} | {pq["best_hm"]:.1f} |')
+    lines += ['', 'Paired by seed, each model against the one above it '
+              '(difference of AUSUC, mean ± 95% CI, two-sided paired t-test, '
+              'seeds where it is higher):', '',
+              '| comparison | metric | Δ AUSUC | p | higher in |',
+              '|---|---|---|---|---|']
+    for row in comparisons:
+        lines.append(
+            f'| {row["upper"]} − {row["lower"]} | {row["metric"]} | '
+            f'{row["mean_diff"]:+.3f} ± {row["half_width"]:.3f} | '
+            f'{row["p_value"]:.2g} | {row["wins"]} of {row["n"]} |')
+    if dev is not None:
+        lines += [
+            '', f'γ chosen on a held-out draw (`{args.dev_data_root}`: best '
+            'HM-PQ there, per model and seed) and the reported set at that '
+            'γ, against γ = 0 (paired by seed):', '',
+            '| model | γ per seed | HM-PQ at γ = 0 | HM-PQ at the chosen γ | '
+            'Δ | p |', '|---|---|---|---|---|---|']
+        for label, row in dev.items():
+            chosen = ', '.join(
+                f'{g:g}' for g in row['gamma_per_seed'].values())
+            lines.append(
+                f'| {label} | {chosen} | '
+                f'{row["hm_at_0"]["mean"]:.1f} ± '
+                f'{row["hm_at_0"]["half_width"]:.1f} | '
+                f'{row["hm_at_choice"]["mean"]:.1f} ± '
+                f'{row["hm_at_choice"]["half_width"]:.1f} | '
+                f'{row["mean_diff"]:+.1f} ± {row["half_width"]:.1f} | '
+                f'{row["p_value"]:.2g} |')
+    gammas = ', '.join(f'{g:g}' for g in args.gammas)
+    lines += ['', f'Calibrations: γ = {gammas}. The figure shows each '
+              "model's curve averaged over the seeds (at each γ); AUSUC is "
+              'computed per seed and averaged. The paper reports γ = 0; '
+              '"best HM-PQ (on this set)" is chosen on the reported set '
+              'itself and is not a result.']
+    return '\n'.join(lines)
+
+
+def write_seed_report(results: dict, dev_results: dict, summary: dict,
+                      args: argparse.Namespace, argv: list[str]) -> dict:
+    """Figure, JSON and Markdown of a sweep over seeds."""
+    labels = [label for label, _, _ in args.model]
+    by_seed = seed_summary(summary, labels, args.seeds)
+    comparisons = seed_comparisons(by_seed, labels)
+    dev = dev_choice(results, dev_results, labels, args.seeds) \
+        if dev_results else None
+    stem = osp.splitext(args.out)[0]
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    curves = mean_curves(results, labels, args.seeds)
+    plot(curves, by_seed, stem + '.png')
+    text = seed_report(by_seed, comparisons, dev, args)
+    command = ('python tools/analysis_tools/seen_unseen_tradeoff.py '
+               + shlex.join(argv))
+    with open(stem + '.md', 'w') as f:
+        f.write(f'# Seen / unseen trade-off over seeds\n\n```bash\n'
+                f'{command}\n```\n\n![trade-off]({osp.basename(stem)}.png)'
+                f'\n\n{text}\n')
+    with open(stem + '.json', 'w') as f:
+        json.dump({'command': command, 'gammas': args.gammas,
+                   'seeds': args.seeds, 'summary': by_seed,
+                   'comparisons': comparisons, 'dev': dev,
+                   'runs': {label: {f'{g:g}': m for g, m in runs.items()}
+                            for label, runs in results.items()},
+                   'dev_runs': {label: {f'{g:g}': m for g, m in runs.items()}
+                                for label, runs in dev_results.items()}},
+                  f, indent=1)
+    print(text)
+    return by_seed
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     results: dict[str, dict[float, dict[str, float]]] = {}
+    dev_results: dict[str, dict[float, dict[str, float]]] = {}
     for label, config, checkpoint in args.model:
         seen_ids = seen_class_ids(config, args.data_root)
-        results[label] = {}
-        for index, gamma in enumerate(args.gammas, start=1):
-            metrics = evaluate(label, config, checkpoint, gamma, args,
-                               seen_ids)
-            results[label][gamma] = metrics
-            print(f'[{label} {index}/{len(args.gammas)}] γ = {gamma:g}: '
-                  + ', '.join(
-                      f'{name} {metrics[f"{prefix}_seen"]:.1f} / '
-                      f'{metrics[f"{prefix}_unseen"]:.1f}'
-                      for name, prefix in CURVES), flush=True)
+        for seed in args.seeds or [None]:
+            name = seed_label(label, seed)
+            path = checkpoint.format(seed=seed)
+            results[name] = sweep(name, config, path, args, seen_ids)
+            if args.dev_data_root is not None:
+                dev_results[name] = sweep(name, config, path, args,
+                                          seen_class_ids(
+                                              config, args.dev_data_root),
+                                          dev=True)
     summary = summarise(results)
+    if args.seeds is not None:
+        return write_seed_report(results, dev_results, summary, args, argv)
     stem = osp.splitext(args.out)[0]
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     plot(results, summary, stem + '.png')
