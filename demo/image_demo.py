@@ -19,6 +19,16 @@ Examples::
     # one image, the semantic output, a config file and another data root
     python demo/image_demo.py my.png configs/toy/pading_toy_stage2.py \\
         --weights ckpt.pth --task semantic --data-root /data/toy
+    # a class the model does not have, added first (seconds): only the
+    # classifier is trained again, on the feature cache of its segmenter
+    python demo/image_demo.py data/toy/val pading_toy_stage2 \\
+        --weights ckpt.pth --texts "navy circle" \\
+        --texts-embeddings navy.json --feature-cache work_dirs/cache
+
+``--texts`` plays the part of upstream's text prompts: the names are added
+to the checkpoint's classes (as unseen ones) with
+``tools/misc/add_classes.py``'s method before the images are segmented; the
+extended checkpoint is kept in ``OUT_DIR/extended/``.
 """
 from __future__ import annotations
 
@@ -76,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
         'configs read the class embeddings and the metainfo)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides, key=value')
+    parser.add_argument(
+        '--texts', nargs='+', metavar='NAME',
+        help="class names to add to the checkpoint's (as unseen classes) "
+        'before inference; with --texts-embeddings and --feature-cache')
+    parser.add_argument('--stuff-texts', nargs='+', default=[],
+                        metavar='NAME',
+                        help='the names of --texts that are stuff classes')
+    parser.add_argument('--texts-embeddings', metavar='FILE',
+                        help='a class embedding file with rows for --texts')
+    parser.add_argument('--feature-cache', metavar='DIR',
+                        help="the feature cache of the model's segmenter "
+                        '(tools/misc/build_feature_cache.py)')
     return parser
 
 
@@ -124,6 +146,19 @@ def check_args(parser: argparse.ArgumentParser,
         parser.error(f'--batch-size {args.batch_size} must be at least 1')
     if osp.exists(args.out_dir) and not osp.isdir(args.out_dir):
         parser.error(f'--out-dir {args.out_dir!r} is a file, not a folder')
+    if args.texts:
+        for option in ('texts_embeddings', 'feature_cache'):
+            if getattr(args, option) is None:
+                parser.error(f'--texts needs --{option.replace("_", "-")}')
+        if not osp.isfile(args.texts_embeddings):
+            parser.error(f'--texts-embeddings {args.texts_embeddings!r} does '
+                         f'not exist{cwd_note(args.texts_embeddings)}')
+        if not osp.isdir(args.feature_cache):
+            parser.error(f'--feature-cache {args.feature_cache!r} is not a '
+                         f'folder{cwd_note(args.feature_cache)}')
+    elif args.stuff_texts or args.texts_embeddings or args.feature_cache:
+        parser.error('--stuff-texts, --texts-embeddings and --feature-cache '
+                     'are for --texts: give the class names to add')
     for sub in ('vis', 'preds'):
         if _inside(args.inputs, osp.join(args.out_dir, sub)):
             parser.error(
@@ -140,9 +175,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         inferencer = PADingInferencer(
             model=args.model, weights=args.weights, device=args.device,
             palette=args.palette, task=args.task, data_root=args.data_root,
-            cfg_options=args.cfg_options)
+            cfg_options=args.cfg_options, add_classes=args.texts,
+            add_stuff=args.stuff_texts,
+            class_embeddings=args.texts_embeddings,
+            feature_cache=args.feature_cache,
+            extension_dir=osp.join(args.out_dir, 'extended'))
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
+    if inferencer.extension is not None:
+        added = inferencer.extension
+        print(f'added {", ".join(added.added)} in {added.seconds:.1f} s: '
+              f'{added.checkpoint}')
     out_dir = '' if args.no_save_vis and args.no_save_pred else args.out_dir
     inferencer(
         args.inputs, batch_size=args.batch_size, show=args.show,

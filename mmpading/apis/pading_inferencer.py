@@ -22,8 +22,10 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import os.path as osp
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mmcv
@@ -54,6 +56,7 @@ from mmpading.utils.config_utils import cwd_note, rebase_data_root
 from mmpading.visualization import PanopticOverlayVisualizer
 
 from .checkpoint_checks import check_config_checkpoint
+from .class_extension import ClassExtension, ClassExtensionError, add_classes
 from .model_loading import config_dataset_meta, resolve_config
 
 #: Task -> (what the visualizer draws, the model's ``test_cfg`` switch).
@@ -104,6 +107,20 @@ class PADingInferencer(DetInferencer):
         vis_min_size (int): Drawings of smaller images are upscaled
             (nearest) until their shorter side reaches this, so that the
             class keys stay legible (toy images are 128 px).
+        add_classes (Sequence[str], optional): Class names to add to the
+            checkpoint's before inference, PADing's counterpart of
+            upstream's text prompts: the trained generator synthesises
+            their features and only the classifier is trained again
+            (:func:`mmpading.apis.class_extension.add_classes`, seconds on
+            the toy set). Needs ``class_embeddings`` and ``feature_cache``.
+            The new classes are unseen ones.
+        add_stuff (Sequence[str]): The added classes that are stuff.
+        class_embeddings (str, optional): An embedding file with rows for
+            ``add_classes`` (the source of the model's own embeddings).
+        feature_cache (str, optional): The feature cache of the model's
+            segmenter (tools/misc/build_feature_cache.py).
+        extension_dir (str, optional): Where the extended checkpoint is
+            written (:attr:`extension`); default: a new temporary folder.
 
     Raises:
         FileNotFoundError: The config, the checkpoint or a data file the
@@ -123,7 +140,12 @@ class PADingInferencer(DetInferencer):
                  task: str = 'panoptic',
                  data_root: str | None = None,
                  cfg_options: dict | None = None,
-                 vis_min_size: int = 512) -> None:
+                 vis_min_size: int = 512,
+                 add_classes: Sequence[str] | None = None,
+                 add_stuff: Sequence[str] = (),
+                 class_embeddings: str | None = None,
+                 feature_cache: str | None = None,
+                 extension_dir: str | None = None) -> None:
         if task not in TASKS:
             raise ValueError(f'task {task!r} unknown; choose one of '
                              f'{", ".join(TASKS)}')
@@ -144,9 +166,21 @@ class PADingInferencer(DetInferencer):
         self.vis_min_size = vis_min_size
         cfg = self._resolve_config(model, weights, data_root, cfg_options)
         _check_config(cfg, weights, task)
+        #: What :func:`~mmpading.apis.class_extension.add_classes` wrote
+        #: for ``add_classes`` (None without).
+        self.extension: ClassExtension | None = None
+        if add_classes:
+            self.extension = _extend(cfg, weights, add_classes, add_stuff,
+                                     class_embeddings, feature_cache,
+                                     extension_dir)
+            weights = self.extension.checkpoint
+        elif class_embeddings or feature_cache:
+            raise ValueError('class_embeddings / feature_cache are for '
+                             'add_classes; give the names to add')
         # Read once: the classes decide the model's shape before it is
         # built, the weights are loaded into it afterwards.
         self._checkpoint = _read_checkpoint(weights)
+        _use_extension_embeddings(cfg, self._checkpoint, cfg_options)
         cfg = fit_config_to_classes(
             cfg, (self._checkpoint.get('meta') or {}).get('dataset_meta'))
         _check_class_embeddings(cfg)
@@ -364,10 +398,13 @@ class PADingInferencer(DetInferencer):
         if texts is not None or stuff_texts is not None or \
                 custom_entities or tokens_positive is not None:
             raise ValueError(
-                'PADingInferencer takes no text prompts: its classes are '
-                'those of the checkpoint (PADingInferencer.classes). To '
-                'segment other classes, extend the checkpoint\'s class set '
-                'and pass the extended checkpoint as weights.')
+                'PADingInferencer takes no text prompts at call time: its '
+                'classes are those of the checkpoint (PADingInferencer.'
+                'classes). To segment other classes, add them when building '
+                'it: PADingInferencer(..., add_classes=[names], '
+                'class_embeddings=FILE, feature_cache=DIR) (demo/'
+                'image_demo.py --texts NAME ... --texts-embeddings FILE '
+                '--feature-cache DIR).')
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f'batch_size must be a positive integer, got '
                              f'{batch_size!r}')
@@ -520,6 +557,45 @@ def _check_config(cfg: Config, weights: str, task: str) -> None:
         raise ValueError(str(error)) from None
     if note is not None:
         print_log(note, logger='current', level=logging.WARNING)
+
+
+def _extend(cfg: Config, weights: str, names: Sequence[str],
+            stuff: Sequence[str], class_embeddings: str | None,
+            feature_cache: str | None,
+            extension_dir: str | None) -> ClassExtension:
+    """The checkpoint with ``names`` added (written to ``extension_dir``)."""
+    if class_embeddings is None or feature_cache is None:
+        raise ValueError(
+            'add_classes needs class_embeddings (a file with rows for '
+            f'{list(names)}) and feature_cache (the cache of the model\'s '
+            'segmenter, tools/misc/build_feature_cache.py)')
+    for what, path, is_there in (
+            ('class_embeddings', class_embeddings, osp.isfile),
+            ('feature_cache', feature_cache, osp.isdir)):
+        if not is_there(path):
+            raise FileNotFoundError(f'{what} {path!r} does not exist'
+                                    f'{cwd_note(path)}')
+    folder = extension_dir or tempfile.mkdtemp(prefix='pading_classes_')
+    os.makedirs(folder, exist_ok=True)
+    stem = osp.splitext(osp.basename(weights))[0]
+    out = osp.join(folder, f'{stem}+{len(names)}classes.pth')
+    try:
+        return add_classes(cfg, weights, feature_cache, names,
+                           class_embeddings, out, new_stuff=stuff)
+    except ClassExtensionError as error:
+        raise ValueError(f'add_classes: {error}') from None
+
+
+def _use_extension_embeddings(cfg: Config, checkpoint: Mapping,
+                              cfg_options: dict | None) -> None:
+    """A checkpoint with added classes: its class set's embedding file
+    (written beside it) for the learner, unless the options name one."""
+    extension = (checkpoint.get('meta') or {}).get('class_extension') or {}
+    written = extension.get('class_embeddings')
+    given = cfg_options and 'model.zero_shot.class_embeddings' in cfg_options
+    if written and not given and cfg.model.get('zero_shot') is not None \
+            and osp.isfile(written):
+        cfg.model.zero_shot.class_embeddings = written
 
 
 def _check_class_embeddings(cfg: Config) -> None:

@@ -406,3 +406,70 @@ def test_the_docs_example_runs_and_prints_what_the_docs_show(
     # The classes and the result keys; the rest depends on the model.
     assert printed[:2] == shown[:2]
     assert (tmp_path / 'outputs' / 'vis' / '000010000006.png').is_file()
+
+
+# ------------------------------------------------------ adding classes
+ADDED = 'navy circle'
+
+
+@pytest.fixture(scope='module')
+def class_extension_inputs(tiny_toy_root, stage2_checkpoint,
+                           tmp_path_factory):
+    """A (synthetic) feature cache of the checkpoint's segmenter and an
+    embedding file with a row for ``ADDED``."""
+    from _helpers.synthetic_cache import write_synthetic_cache
+    work = tmp_path_factory.mktemp('inferencer_add_classes')
+    meta = torch.load(stage2_checkpoint, map_location='cpu',
+                      weights_only=False)['meta']['dataset_meta']
+    cache = write_synthetic_cache(
+        str(work / 'cache'), {key: list(value) if isinstance(
+            value, tuple) else value for key, value in meta.items()},
+        num_rows=4, num_queries=30, feat_dim=128)
+    vectors, names = load_class_embeddings(
+        os.path.join(tiny_toy_root, 'class_embeddings.json'))
+    embeddings = str(work / 'navy.json')
+    save_class_embeddings(embeddings, [ADDED],
+                          vectors[[names.index('blue circle')]],
+                          source='test: the blue circle row')
+    return cache, embeddings
+
+
+def test_add_classes_extends_the_checkpoint_first(
+        stage2_checkpoint, tiny_toy_root, class_extension_inputs, tmp_path):
+    cache, embeddings = class_extension_inputs
+    inferencer = PADingInferencer(
+        'pading_toy_stage2', weights=stage2_checkpoint,
+        data_root=tiny_toy_root, show_progress=False, add_classes=[ADDED],
+        class_embeddings=embeddings, feature_cache=cache,
+        extension_dir=str(tmp_path / 'extended'))
+    extension = inferencer.extension
+    assert extension.added == [ADDED]
+    assert Path(extension.checkpoint).parent == tmp_path / 'extended'
+    # A thing: after the old things, among the unseen classes.
+    assert inferencer.classes[NUM_THINGS] == ADDED
+    assert len(inferencer.classes) == NUM_CLASSES + 1
+    assert ADDED in inferencer.unseen_classes
+    # The learner reads the embedding file written with the checkpoint.
+    assert inferencer.model.zero_shot.class_embeddings_file == \
+        extension.class_embeddings
+    [result] = inferencer(val_images(tiny_toy_root)[0])['predictions']
+    assert result['sem_seg'].max() <= NUM_CLASSES
+
+
+def test_add_classes_refusals(stage2_checkpoint, tiny_toy_root,
+                              class_extension_inputs, tmp_path):
+    cache, embeddings = class_extension_inputs
+    common = dict(weights=stage2_checkpoint, data_root=tiny_toy_root,
+                  show_progress=False)
+    with pytest.raises(ValueError, match='needs class_embeddings'):
+        PADingInferencer('pading_toy_stage2', add_classes=[ADDED], **common)
+    with pytest.raises(ValueError, match='are for add_classes'):
+        PADingInferencer('pading_toy_stage2', feature_cache=cache, **common)
+    with pytest.raises(ValueError, match='already are classes'):
+        PADingInferencer('pading_toy_stage2', add_classes=['red circle'],
+                         class_embeddings=embeddings, feature_cache=cache,
+                         extension_dir=str(tmp_path), **common)
+    with pytest.raises(FileNotFoundError, match='feature_cache'):
+        PADingInferencer('pading_toy_stage2', add_classes=[ADDED],
+                         class_embeddings=embeddings,
+                         feature_cache=str(tmp_path / 'nowhere'), **common)

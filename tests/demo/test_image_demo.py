@@ -133,3 +133,23 @@ def test_stage1_checkpoint_is_refused_without_a_traceback(
     assert 'image_demo.py: error: weights:' in result.stderr
     assert 'is a stage-1 checkpoint' in result.stderr
     assert not out.exists()
+
+
+def test_texts_need_their_embeddings_and_cache(tiny_toy_root,
+                                               stage1_checkpoint, tmp_path,
+                                               capsys):
+    val = Path(tiny_toy_root) / 'val'
+    weights = ['--weights', stage1_checkpoint, '--out-dir', tmp_path / 'o']
+    assert '--texts needs --texts-embeddings' in refused(
+        capsys, val, 'pading_toy_stage2', *weights, '--texts', 'navy circle',
+        '--feature-cache', tmp_path)
+    assert '--texts needs --feature-cache' in refused(
+        capsys, val, 'pading_toy_stage2', *weights, '--texts', 'navy circle',
+        '--texts-embeddings', tmp_path / 'e.json')
+    assert "--texts-embeddings '" in refused(
+        capsys, val, 'pading_toy_stage2', *weights, '--texts', 'navy circle',
+        '--texts-embeddings', tmp_path / 'e.json', '--feature-cache',
+        tmp_path)
+    assert 'are for --texts' in refused(
+        capsys, val, 'pading_toy_stage2', *weights, '--feature-cache',
+        tmp_path)
