@@ -405,3 +405,37 @@ def test_the_trade_off_beside_the_report_joins_it(ablation, tmp_path):
     assert "γ = 0, the paper's protocol" in section
     assert '![trade-off](abl_tradeoff.png)' in section
     assert ablation.TRADEOFF_NEEDS in section
+
+
+def test_the_trade_off_over_seeds_joins_its_section(ablation, tmp_path):
+    results = fake_results({'gmmn': [1, 2], 'pading': [3, 4]})
+    args = ablation.parse_args(['--out', str(tmp_path / 'abl.md')])
+    row = {'ausuc': 0.25, 'hm_at_0': 40.0, 'best_hm': 44.0,
+           'best_gamma': 0.1}
+    (tmp_path / 'abl_tradeoff.json').write_text(json.dumps({
+        'command': 'python tools/analysis_tools/seen_unseen_tradeoff.py -h',
+        'gammas': [-1, 0, 1],
+        'summary': {'PADing': {'PQ': row, 'mIoU': row, 'mask mAP50': row}},
+        'runs': {}}))
+    text = ablation.write_report(results, {}, args, None, None)
+    assert 'Over seeds' not in text
+    seeds_row = {'ausuc': 0.3, 'ausuc_half_width': 0.02}
+    ci = {'mean': 40.0, 'half_width': 2.0}
+    (tmp_path / 'abl_tradeoff_seeds.json').write_text(json.dumps({
+        'gammas': [-1, 0, 1], 'seeds': [0, 1],
+        'summary': {'GMMN': {'PQ': dict(seeds_row, ausuc=0.1)},
+                    'PADing': {'PQ': seeds_row}},
+        'comparisons': [{'upper': 'PADing', 'lower': 'GMMN', 'metric': 'PQ',
+                         'mean_diff': 0.2, 'half_width': 0.05,
+                         'p_value': 0.01, 'wins': 2, 'n': 2}],
+        'dev': {'PADing': {'hm_at_0': ci, 'hm_at_choice': dict(ci, mean=41),
+                           'mean_diff': 1.0, 'half_width': 0.5,
+                           'p_value': 0.2}}}))
+    text = ablation.write_report(results, {}, args, None, None)
+    section = text.split('## Seen / unseen trade-off')[1].split('\n## ')[0]
+    assert 'Over seeds 0, 1 ([abl_tradeoff_seeds.md]' in section
+    assert '| GMMN | 0.100 ± 0.020 | — |' in section
+    assert ('| PADing | 0.300 ± 0.020 | +0.200 ± 0.050, p = 0.01 '
+            '(2 of 2 seeds higher) |') in section
+    assert '| PADing | 40.0 ± 2.0 | 41.0 ± 2.0 | +1.0 ± 0.5, p = 0.2 |' in \
+        section

@@ -616,7 +616,54 @@ def tradeoff_section(args: argparse.Namespace) -> list[str]:
             + f' | {pq["best_hm"]:.1f} | {pq["best_gamma"]:g} |')
     name = osp.basename(stem) + '.png'
     return lines + ['', f'![trade-off]({name})', '', TRADEOFF_NEEDS,
-                    '```bash', raw['command'], '```', '']
+                    '```bash', raw['command'], '```', '',
+                    *tradeoff_seeds_section(stem + '_seeds')]
+
+
+def tradeoff_seeds_section(stem: str) -> list[str]:
+    """The trade-off over seeds (``seen_unseen_tradeoff.py --seeds``),
+    when ``<stem>.json`` exists: AUSUC-PQ with its CI, the paired tests,
+    and γ chosen on a held-out draw."""
+    if not osp.isfile(stem + '.json'):
+        return []
+    with open(stem + '.json') as f:
+        raw = json.load(f)
+    seeds = ', '.join(str(s) for s in raw['seeds'])
+    lines = [
+        f'Over seeds {seeds} ([{osp.basename(stem)}.md]'
+        f'({osp.basename(stem)}.md), which has every curve and the '
+        'command), on γ = ' + ', '.join(f'{g:g}' for g in raw['gammas'])
+        + ':', '',
+        '| model | AUSUC PQ (mean ± 95% CI) | vs the row above: Δ, p |',
+        '|---|---|---|'
+    ]
+    against = {row['upper']: row for row in raw['comparisons']
+               if row['metric'] == 'PQ'}
+    for label, by_metric in raw['summary'].items():
+        pq = by_metric['PQ']
+        row = against.get(label)
+        test = '—' if row is None else (
+            f'{row["mean_diff"]:+.3f} ± {row["half_width"]:.3f}, '
+            f'p = {row["p_value"]:.2g} ({row["wins"]} of {row["n"]} seeds '
+            'higher)')
+        lines.append(f'| {label} | {pq["ausuc"]:.3f} ± '
+                     f'{pq["ausuc_half_width"]:.3f} | {test} |')
+    if raw.get('dev'):
+        lines += [
+            '', 'γ chosen per model and seed on a held-out toy draw (best '
+            'HM-PQ there), and this validation set at that γ, against '
+            'γ = 0 (paired by seed):', '',
+            '| model | HM-PQ at γ = 0 | at the chosen γ | Δ, p |',
+            '|---|---|---|---|']
+        for label, row in raw['dev'].items():
+            lines.append(
+                f'| {label} | {row["hm_at_0"]["mean"]:.1f} ± '
+                f'{row["hm_at_0"]["half_width"]:.1f} | '
+                f'{row["hm_at_choice"]["mean"]:.1f} ± '
+                f'{row["hm_at_choice"]["half_width"]:.1f} | '
+                f'{row["mean_diff"]:+.1f} ± {row["half_width"]:.1f}, '
+                f'p = {row["p_value"]:.2g} |')
+    return lines + ['']
 
 
 def split_description(data_root: str, split: dict | None = None) -> str:

@@ -430,7 +430,9 @@ def write_seed_report(results: dict, dev_results: dict, summary: dict,
     command = ('python tools/analysis_tools/seen_unseen_tradeoff.py '
                + shlex.join(argv))
     with open(stem + '.md', 'w') as f:
-        f.write(f'# Seen / unseen trade-off over seeds\n\n```bash\n'
+        # A text block: its {seed} checkpoints are not files the docs'
+        # snippet test could stand in for.
+        f.write(f'# Seen / unseen trade-off over seeds\n\n```text\n'
                 f'{command}\n```\n\n![trade-off]({osp.basename(stem)}.png)'
                 f'\n\n{text}\n')
     with open(stem + '.json', 'w') as f:
