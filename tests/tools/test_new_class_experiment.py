@@ -49,3 +49,24 @@ def test_runs_end_to_end_and_reports_its_measurements(tool, tiny_toy_root,
         tool.main(['--data-root', tiny_toy_root, '--seeds', '0', '1',
                    '--work-dir', str(tmp_path / 'work'),
                    '--out', str(tmp_path / 'again.md')])
+
+
+RESULTS = Path(__file__).resolve().parents[2] / 'docs' / 'results'
+
+
+def test_the_committed_report_is_written_from_its_json(tool):
+    raw = json.loads((RESULTS / 'new_classes.json').read_text())
+    assert tool.report(raw['seeds'], raw['run']) == \
+        (RESULTS / 'new_classes.md').read_text()
+
+
+def test_the_committed_evidence_meets_what_the_docs_claim(tool):
+    """docs/new_classes.md: the added class is found (PQ > 0) in every
+    seed, and the other classes move by less than the stated bound."""
+    raw = json.loads((RESULTS / 'new_classes.json').read_text())
+    assert raw['run']['bound'] == tool.OTHER_CLASSES_BOUND
+    assert len(raw['seeds']) >= 5
+    for seed in raw['seeds'].values():
+        assert all(pq > 0 for pq in seed['new_pq'].values())
+        assert seed['other_mean_abs_change'] < raw['run']['bound']
+        assert seed['seconds'] < 60
