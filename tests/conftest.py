@@ -66,6 +66,24 @@ def stage1_checkpoint(tiny_toy_root, tmp_path_factory) -> str:
     return str(work_dir / 'iter_2.pth')
 
 
+@pytest.fixture(scope='session')
+def stage2_checkpoint(tiny_toy_root, stage1_checkpoint,
+                      tmp_path_factory) -> str:
+    """A PADing stage-2 checkpoint after 2 iterations (batch 4, no
+    validation) on the tiny toy set, from :func:`stage1_checkpoint`."""
+    from mmpading.apis import train_toy_config
+    work_dir = tmp_path_factory.mktemp('stage2')
+    return train_toy_config(
+        'pading_toy_stage2', str(work_dir), tiny_toy_root, max_iters=2,
+        load_from=stage1_checkpoint, quiet_console=True, options={
+            'train_dataloader.batch_size': 4,
+            'default_hooks.logger.interval': 1,
+            'val_cfg': None,
+            'val_dataloader': None,
+            'val_evaluator': None,
+        })
+
+
 @pytest.fixture
 def cpu_autocast_wrapper() -> type:
     """An OptimWrapper class whose context autocasts to bfloat16 on the CPU,

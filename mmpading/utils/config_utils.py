@@ -9,6 +9,7 @@ own ``data_root`` to a new folder instead.
 """
 from __future__ import annotations
 
+import json
 import os
 import os.path as osp
 from collections.abc import Sequence
@@ -285,6 +286,30 @@ def toy_config(name: str,
     return load_rebased_config(
         osp.join(TOY_CONFIG_DIR, f'{name}.py'), data_root, work_dir,
         **options)
+
+
+def toy_class_count_options(data_root: str) -> dict[str, Any]:
+    """Dotted overrides of the toy configs' head class counts for a toy
+    data root whose ``metainfo.json`` lists other classes (the configs
+    state 20 things and 9 stuff), e.g. one with classes held out
+    (:mod:`mmpading.datasets.held_out_classes`).
+
+    Returns:
+        dict[str, Any]: ``num_things_classes`` / ``num_stuff_classes`` of
+        the panoptic head and fusion head, and the head's per-class CE
+        weights (1 per class, 0.1 for no-object, as the configs).
+    """
+    with open(osp.join(data_root, 'metainfo.json')) as f:
+        metainfo = json.load(f)
+    things = len(metainfo['thing_classes'])
+    stuff = len(metainfo['stuff_classes'])
+    options: dict[str, Any] = {}
+    for head in ('panoptic_head', 'panoptic_fusion_head'):
+        options[f'model.{head}.num_things_classes'] = things
+        options[f'model.{head}.num_stuff_classes'] = stuff
+    options['model.panoptic_head.loss_cls.class_weight'] = \
+        [1.0] * (things + stuff) + [0.1]
+    return options
 
 
 def enable_amp(cfg: Config) -> None:

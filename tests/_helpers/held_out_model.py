@@ -7,26 +7,12 @@ import torch
 
 from mmpading.datasets.held_out_classes import write_data_root_without
 from mmpading.registry import MODELS
-from mmpading.utils.config_utils import toy_config
+from mmpading.utils.config_utils import toy_class_count_options, toy_config
 
 from .synthetic_cache import write_synthetic_cache
 
 NEW = 'yellow square'
 FEAT_DIM = 128
-
-
-def count_options(root: str) -> dict:
-    """The toy configs' head class counts for ``root``'s classes."""
-    with open(osp.join(root, 'metainfo.json')) as f:
-        meta = json.load(f)
-    things, stuff = len(meta['thing_classes']), len(meta['stuff_classes'])
-    options = {}
-    for head in ('panoptic_head', 'panoptic_fusion_head'):
-        options[f'model.{head}.num_things_classes'] = things
-        options[f'model.{head}.num_stuff_classes'] = stuff
-    options['model.panoptic_head.loss_cls.class_weight'] = \
-        [1.0] * (things + stuff) + [0.1]
-    return options
 
 
 def write_held_out_model(toy_root: str, work) -> dict:
@@ -41,7 +27,8 @@ def write_held_out_model(toy_root: str, work) -> dict:
     """
     held = str(work / 'data_without')
     write_data_root_without(toy_root, [NEW], held)
-    cfg = toy_config('pading_toy_stage2', held, **count_options(held))
+    cfg = toy_config('pading_toy_stage2', held,
+                     **toy_class_count_options(held))
     cfg.train_dataloader.batch_size = 4
     full = toy_config('pading_toy_stage2', toy_root)
     with open(osp.join(held, 'metainfo.json')) as f:

@@ -19,30 +19,10 @@ from mmpading.datasets.class_embeddings import (
     save_class_embeddings,
 )
 
-# Two iterations, batch 4, and no validation: only the weights are needed.
-TRAIN_OPTIONS = {
-    'train_dataloader.batch_size': 4,
-    'default_hooks.logger.interval': 1,
-    'val_cfg': None,
-    'val_dataloader': None,
-    'val_evaluator': None,
-}
 NUM_CLASSES = 29
 UNSEEN = ('blue circle', 'yellow square', 'brown checker')
 NEW_CLASS = 'white star'
 NUM_THINGS = 20
-
-
-@pytest.fixture(scope='module')
-def stage2_checkpoint(tiny_toy_root, stage1_checkpoint,
-                      tmp_path_factory) -> str:
-    """A PADing stage-2 checkpoint after 2 iterations on the tiny toy set."""
-    from mmpading.apis import train_toy_config
-    work_dir = tmp_path_factory.mktemp('inferencer_stage2')
-    return train_toy_config(
-        'pading_toy_stage2', str(work_dir), tiny_toy_root, max_iters=2,
-        load_from=stage1_checkpoint, options=TRAIN_OPTIONS,
-        quiet_console=True)
 
 
 @pytest.fixture(scope='module')

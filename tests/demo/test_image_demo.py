@@ -10,25 +10,6 @@ from _helpers import load_tool_module
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / 'demo' / 'image_demo.py'
-TRAIN_OPTIONS = {
-    'train_dataloader.batch_size': 4,
-    'default_hooks.logger.interval': 1,
-    'val_cfg': None,
-    'val_dataloader': None,
-    'val_evaluator': None,
-}
-
-
-@pytest.fixture(scope='module')
-def stage2_checkpoint(tiny_toy_root, stage1_checkpoint,
-                      tmp_path_factory) -> str:
-    """A PADing stage-2 checkpoint after 2 iterations on the tiny toy set."""
-    from mmpading.apis import train_toy_config
-    work_dir = tmp_path_factory.mktemp('demo_stage2')
-    return train_toy_config(
-        'pading_toy_stage2', str(work_dir), tiny_toy_root, max_iters=2,
-        load_from=stage1_checkpoint, options=TRAIN_OPTIONS,
-        quiet_console=True)
 
 
 def run_main(*args) -> int:

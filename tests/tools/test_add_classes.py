@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from mmpading.utils.config_utils import toy_class_count_options
+
 from _helpers import load_tool_module
 from _helpers.held_out_model import NEW, write_held_out_model
 
@@ -37,13 +39,10 @@ def arguments(model, out, *extra):
 
 
 def _counts(model):
-    with open(osp.join(model['held'], 'metainfo.json')) as f:
-        meta = json.load(f)
-    things, stuff = len(meta['thing_classes']), len(meta['stuff_classes'])
-    return {'model.panoptic_head.num_things_classes': things,
-            'model.panoptic_fusion_head.num_things_classes': things,
-            'model.panoptic_head.num_stuff_classes': stuff,
-            'model.panoptic_fusion_head.num_stuff_classes': stuff}
+    """The head class counts of the held-out root (the --cfg-options)."""
+    return {key: value for key, value in
+            toy_class_count_options(model['held']).items()
+            if key.endswith('_classes')}
 
 
 def test_writes_the_extended_checkpoint(tool, model, tmp_path, capsys):

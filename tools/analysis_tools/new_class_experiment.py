@@ -47,7 +47,7 @@ from mmpading.apis.toy_experiments import (
     train_toy_config,
 )
 from mmpading.datasets.held_out_classes import write_data_root_without
-from mmpading.utils.config_utils import toy_config
+from mmpading.utils.config_utils import toy_class_count_options, toy_config
 
 STAGE2_CONFIG = 'pading_toy_stage2'
 PQ_KEY = 'gzsl_panoptic/PQ'
@@ -85,23 +85,6 @@ def held_out_root(args: argparse.Namespace) -> str:
     return osp.join(args.work_dir, 'data_without')
 
 
-def class_count_options(data_root: str) -> dict:
-    """Dotted overrides of the toy configs' head class counts for a data
-    root whose metainfo lists other classes (the configs state 20 things
-    and 9 stuff)."""
-    with open(osp.join(data_root, 'metainfo.json')) as f:
-        metainfo = json.load(f)
-    things = len(metainfo['thing_classes'])
-    stuff = len(metainfo['stuff_classes'])
-    options = {}
-    for head in ('panoptic_head', 'panoptic_fusion_head'):
-        options[f'model.{head}.num_things_classes'] = things
-        options[f'model.{head}.num_stuff_classes'] = stuff
-    options['model.panoptic_head.loss_cls.class_weight'] = \
-        [1.0] * (things + stuff) + [0.1]
-    return options
-
-
 def prepare(args: argparse.Namespace) -> tuple[str, str]:
     """Steps 1-2 up to the cache: the held-out root, stage 1, the cache.
 
@@ -112,7 +95,7 @@ def prepare(args: argparse.Namespace) -> tuple[str, str]:
     if not (args.reuse and osp.isdir(root)):
         counts = write_data_root_without(args.data_root, args.hold_out, root)
         print(f'{root}: {counts}', flush=True)
-    options = class_count_options(root)
+    options = toy_class_count_options(root)
     stage1 = train_toy_config(
         'pading_toy_stage1', osp.join(args.work_dir, 'stage1'), root,
         max_iters=args.stage1_iters, reuse=args.reuse, options=options,
@@ -128,7 +111,7 @@ def held_out_stage2_config(args: argparse.Namespace):
     """The stage-2 config on the held-out root, validated on the full
     validation set (for the cache's validation pass)."""
     root = held_out_root(args)
-    cfg = toy_config(STAGE2_CONFIG, root, **class_count_options(root))
+    cfg = toy_config(STAGE2_CONFIG, root, **toy_class_count_options(root))
     if args.stage2_iters:
         cfg.train_cfg.max_iters = args.stage2_iters
     full = toy_config(STAGE2_CONFIG, args.data_root)
@@ -144,7 +127,7 @@ def train_stage2(args: argparse.Namespace, seed: int, stage1: str,
     return train_toy_config(
         STAGE2_CONFIG, osp.join(args.work_dir, 'pading', f'seed{seed}'),
         root, seed, args.stage2_iters, load_from=stage1, reuse=args.reuse,
-        options=class_count_options(root), quiet_console=True,
+        options=toy_class_count_options(root), quiet_console=True,
         feature_cache=cache_dir)
 
 
