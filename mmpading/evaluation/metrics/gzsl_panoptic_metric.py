@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import os
 import os.path as osp
+import struct
+import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -47,23 +50,83 @@ KEY_SUFFIXES = {
     THINGS: '_th',
     STUFF: '_st',
 }
-# Segment ids (label + instance * INSTANCE_OFFSET) below this are counted
-# with np.bincount; larger ones with np.unique.
-BINCOUNT_LIMIT = 1 << 22
+# hotcoco evaluates this many images per PanopticEval call: one call per
+# batch costs more in building the call and reading its per-class results
+# than in the matching itself.
+HOTCOCO_CHUNK_IMAGES = 100
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+PALETTE_SIZE = 256
 
 
-def segment_ids_and_areas(pan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct values of a panoptic map and their pixel counts.
+def segment_index_map(pan: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of a panoptic map and each pixel's position
+    among them.
 
-    Equal to ``np.unique(pan, return_counts=True)``; a histogram is several
-    times faster than sorting the map when the ids are small.
+    Equal to ``np.unique(pan, return_inverse=True)`` (the index map in
+    ``pan``'s shape, uint8 when there are at most 256 values), from the
+    runs of equal pixels: a map of a few segments has a few thousand runs,
+    so this is several times faster than a histogram or a sort of the
+    pixels.
     """
     flat = pan.ravel()
-    if flat.size and 0 <= flat.min() and flat.max() < BINCOUNT_LIMIT:
-        counts = np.bincount(flat)
-        ids = np.flatnonzero(counts)
-        return ids, counts[ids]
-    return np.unique(flat, return_counts=True)
+    if flat.size == 0:
+        return flat[:0].copy(), np.zeros(pan.shape, np.uint8)
+    starts = np.concatenate(
+        ([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1))
+    ids, run_index = np.unique(flat[starts], return_inverse=True)
+    dtype = np.uint8 if len(ids) <= PALETTE_SIZE else np.int64
+    index = np.repeat(run_index.astype(dtype),
+                      np.diff(starts, append=flat.size))
+    return ids, index.reshape(pan.shape)
+
+
+def _png_chunk(tag: bytes, body: bytes) -> bytes:
+    return (struct.pack('>I', len(body)) + tag + body +
+            struct.pack('>I', zlib.crc32(body, zlib.crc32(tag))))
+
+
+def encode_palette_png(index: np.ndarray, colours: np.ndarray) -> bytes:
+    """An 8-bit palette PNG of an index map.
+
+    Args:
+        index (np.ndarray): (H, W) uint8 palette indices.
+        colours (np.ndarray): (N, 3) uint8 RGB palette, N <= 256.
+
+    Returns:
+        bytes: The PNG file. One byte per pixel, the ``Up`` filter and
+        zlib's RLE strategy: about 3x faster to write than OpenCV's RGB PNG
+        of the same map (which spends its time compressing 3 bytes per
+        pixel), and a few KB.
+    """
+    height, width = index.shape
+    # PNG rows: a filter byte (2 = Up: difference to the row above, mostly
+    # 0 in a segment map), then the row.
+    rows = np.empty((height, width + 1), np.uint8)
+    rows[:, 0] = 2
+    rows[0, 1:] = index[0]
+    np.subtract(index[1:], index[:-1], out=rows[1:, 1:])
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    data = compressor.compress(rows) + compressor.flush()
+    header = struct.pack('>IIBBBBB', width, height, 8, 3, 0, 0, 0)
+    return (PNG_SIGNATURE + _png_chunk(b'IHDR', header) +
+            _png_chunk(b'PLTE', np.ascontiguousarray(colours).tobytes()) +
+            _png_chunk(b'IDAT', data) + _png_chunk(b'IEND', b''))
+
+
+@dataclass
+class _PendingImage:
+    """A processed image whose PNG hotcoco has not matched yet.
+
+    ``slot`` is the image's entry in ``results``: each image gets one
+    :class:`PQStat`, as with upstream's per-image statistics, so that
+    mmengine's ``collect_results`` drops the same (padded) entries for both
+    backends.
+    """
+
+    slot: int
+    image: dict
+    gt_annotation: dict
+    pred_annotation: dict
 
 
 @METRICS.register_module()
@@ -120,10 +183,13 @@ class GZSLPanopticMetric(CocoPanopticMetric):
         backend_args (dict, optional): File backend arguments.
         collect_device (str): 'cpu' or 'gpu'.
         prefix (str, optional): Key prefix; defaults to ``gzsl_panoptic``.
-        eval_backend (str): What matches the segments of each batch:
-            ``'reference'`` (mmdet + panopticapi, the default) or
-            ``'hotcoco'`` (``pip install hotcoco==1.3.0``; local files
-            only). Both write the predicted PNGs the same way.
+        eval_backend (str): What matches the segments: ``'reference'``
+            (mmdet + panopticapi, per batch, the default) or ``'hotcoco'``
+            (``pip install hotcoco==1.3.0``; local files only; up to
+            :data:`HOTCOCO_CHUNK_IMAGES` images per call). In
+            ``{outfile_prefix}.panoptic`` both write the same RGB PNGs; in
+            the temporary folder hotcoco's are palette PNGs of the same
+            ids.
     """
 
     default_prefix: str | None = 'gzsl_panoptic'
@@ -178,6 +244,8 @@ class GZSLPanopticMetric(CocoPanopticMetric):
                 "PNGs (e.g. 'data/coco/annotations/panoptic_val2017/'; it "
                 'is not joined with data_root).')
         self.classes_without_gt: dict[str, list[str]] = {}
+        # hotcoco: processed images whose PNGs are not matched yet.
+        self._hotcoco_pending: list[_PendingImage] = []
 
     def class_groups(self) -> ClassGroups:
         """Seen / unseen class indices of the data set being evaluated."""
@@ -201,104 +269,162 @@ class GZSLPanopticMetric(CocoPanopticMetric):
             self._compute_batch_pq_stats(data_samples)
 
     def _compute_batch_pq_stats(self, data_samples: Sequence[dict]) -> None:
-        """PQ statistics of one batch, from the chosen ``eval_backend``."""
+        """PQ statistics of one batch, from the chosen ``eval_backend``.
+
+        With hotcoco the batch's PNGs are written now and matched with
+        those of later batches, :data:`HOTCOCO_CHUNK_IMAGES` images per
+        call, on this rank (each rank reads only its own PNGs, as with
+        upstream's per-image statistics); :meth:`evaluate` matches what is
+        left before the ranks' results are collected.
+        """
         if self._hotcoco is None:
             super()._compute_batch_pq_stats(data_samples)
-        else:
-            self.results.append(self._hotcoco_pq_stat(data_samples))
+            return
+        pending = self._hotcoco_pending
+        for data_sample in data_samples:
+            segm_file = self._segm_file(data_sample)
+            if any(item.image['file_name'] == segm_file
+                   for item in pending):
+                # Another image of the same file name: the waiting PNGs
+                # are matched before one is overwritten (an image follows,
+                # so the newest is not the rank's last).
+                self._hotcoco_match(pending)
+                pending.clear()
+            pending.append(_PendingImage(
+                len(self.results),
+                *self._hotcoco_annotations(data_sample, segm_file)))
+            self.results.append(PQStat())
+            # The newest image waits: if it is this rank's last, it is
+            # matched on its own (see evaluate).
+            if len(pending) > HOTCOCO_CHUNK_IMAGES:
+                self._hotcoco_match(pending[:-1])
+                del pending[:-1]
 
-    def _write_prediction(self, data_sample: dict, segm_file: str,
-                          label2cat: dict | None) -> list[dict]:
-        """Write a predicted panoptic PNG as upstream's
-        ``_parse_predictions`` does, and return its ``segments_info``.
+    def evaluate(self, size: int) -> dict:
+        """Match the images hotcoco has not matched yet, then evaluate as
+        mmengine does (collect the ranks' results, compute the metrics).
+
+        Run on every rank. The last image of the rank is matched on its
+        own, so its :class:`PQStat` is its own entry of ``results`` as with
+        the reference: mmengine's ``collect_results`` drops the last
+        entries of the ranks with a padded (repeated) sample, and then
+        drops the same images for both backends.
+        """
+        if self._hotcoco is not None and self._hotcoco_pending:
+            *earlier, last = self._hotcoco_pending
+            if earlier:
+                self._hotcoco_match(earlier)
+            self._hotcoco_match([last])
+            self._hotcoco_pending.clear()
+        return super().evaluate(size)
+
+    def _prediction_segments(self, data_sample: dict, segm_file: str,
+                             label2cat: dict | None) -> list[dict]:
+        """Write a predicted panoptic PNG for hotcoco and return its
+        ``segments_info`` (the segments upstream's ``_parse_predictions``
+        lists; VOID pixels are 0 in the PNG as upstream writes them).
 
         Unlike upstream, the sample's prediction is not changed in place
-        (upstream writes VOID into it), and the map is converted with a
-        histogram and a byte view instead of ``np.unique`` and ``id2rgb``.
+        (upstream writes VOID into it). In the temporary folder, which only
+        hotcoco reads, the PNG is a palette PNG (one byte per pixel; hotcoco
+        expands the palette to the same RGB ids); with ``outfile_prefix``
+        (the PNGs are kept, e.g. for panopticapi, which does not expand a
+        palette) and for maps of more than 256 segments, an RGB PNG as
+        upstream's. hotcoco takes the segment areas from the PNG, as
+        panopticapi does, so none are computed here.
         """
         pan = data_sample['pred_panoptic_seg']['sem_seg'].cpu().numpy()[0]
         num_classes = len(self.dataset_meta['classes'])
         ignore_index = data_sample['pred_panoptic_seg'].get(
             'ignore_index', num_classes)
-        ids, areas = segment_ids_and_areas(pan)
+        ids, index = segment_index_map(pan)
         labels = ids % INSTANCE_OFFSET
         is_void = (labels == num_classes) | (labels == ignore_index)
         segments_info = [
             dict(id=int(seg_id),
-                 category_id=label2cat[label] if label2cat else int(label),
-                 area=int(area))
-            for seg_id, label, area in zip(ids[~is_void], labels[~is_void],
-                                           areas[~is_void])
+                 category_id=label2cat[label] if label2cat else int(label))
+            for seg_id, label in zip(ids[~is_void].tolist(),
+                                     labels[~is_void].tolist())
         ]
         # panopticapi's id of a pixel is R + 256 G + 256^2 B: the three low
         # bytes of a little-endian uint32; VOID is 0.
-        id_map = pan.astype('<u4')
-        if is_void.any():
-            id_map[np.isin(pan, ids[is_void])] = 0
-        bgr = cv2.cvtColor(id_map.view(np.uint8).reshape(*pan.shape, 4),
-                           cv2.COLOR_RGBA2BGR)
+        colours = np.where(is_void, 0, ids).astype('<u4').view(
+            np.uint8).reshape(-1, 4)[:, :3]
         # Upstream's mmcv.imwrite makes the folder too.
         os.makedirs(self.seg_out_dir, exist_ok=True)
         path = osp.join(self.seg_out_dir, segm_file)
+        if self.tmp_dir is not None and len(ids) <= PALETTE_SIZE:
+            with open(path, 'wb') as file:
+                file.write(encode_palette_png(index, colours))
+            return segments_info
+        bgr = np.ascontiguousarray(colours[index][..., ::-1])
         if not cv2.imwrite(path, bgr):
             raise OSError(f'{type(self).__name__}: cannot write the '
                           f'predicted panoptic PNG {path}.')
         return segments_info
 
-    def _hotcoco_pq_stat(self, data_samples: Sequence[dict]) -> PQStat:
-        """Per-class TP / FP / FN / IoU of one batch from hotcoco's
-        ``PanopticEval``, as the :class:`PQStat` upstream would return.
+    @staticmethod
+    def _segm_file(data_sample: dict) -> str:
+        """The predicted PNG's file name, as upstream names it."""
+        return osp.basename(data_sample['img_path']).replace('.jpg', '.png')
 
-        The ground truth of each image is what upstream takes: the segments
-        of ``ann_file`` (areas from the file, as panopticapi), or without it
+    def _hotcoco_annotations(self, data_sample: dict, segm_file: str
+                             ) -> tuple[dict, dict, dict]:
+        """Write an image's predicted PNG; return the image and its
+        ground-truth and predicted annotations in the COCO panoptic format.
+
+        The ground truth is what upstream takes: the segments of
+        ``ann_file`` (areas from the file, as panopticapi), or without it
         the sample's ``segments_info`` (areas from the PNG, as upstream).
         """
         categories = self._label_categories()
         label2cat = None if self._coco_api is None else dict(
             enumerate(categories))
-        gt_annotations, pred_annotations = [], []
-        for data_sample in data_samples:
-            img_id = data_sample['img_id']
-            segm_file = osp.basename(data_sample['img_path']).replace(
-                '.jpg', '.png')
-            pred_annotations.append(dict(
-                image_id=img_id, file_name=segm_file,
-                segments_info=self._write_prediction(
-                    data_sample, segm_file, label2cat)))
-            if self._coco_api is not None:
-                segments_info = [
-                    dict(id=segment['id'],
-                         category_id=segment['category_id'],
-                         iscrowd=segment.get('iscrowd', 0),
-                         area=segment['area'])
-                    for segment in self._coco_api.imgToAnns[img_id]
-                ]
-            else:
-                # As upstream: a thing class's segment that the data set
-                # does not mark as a thing instance is a crowd region.
-                segments_info = [
-                    dict(id=segment['id'], category_id=segment['category'],
-                         iscrowd=int(
-                             categories[segment['category']]['isthing'] == 1
-                             and not segment['is_thing']))
-                    for segment in data_sample['segments_info']
-                ]
-            gt_annotations.append(dict(image_id=img_id, file_name=segm_file,
-                                       segments_info=segments_info))
-        images = [
-            dict(id=sample['img_id'], file_name=annotation['file_name'],
-                 height=sample['ori_shape'][0], width=sample['ori_shape'][1])
-            for sample, annotation in zip(data_samples, gt_annotations)
-        ]
+        img_id = data_sample['img_id']
+        pred_annotation = dict(
+            image_id=img_id, file_name=segm_file,
+            segments_info=self._prediction_segments(data_sample, segm_file,
+                                                    label2cat))
+        if self._coco_api is not None:
+            segments_info = [
+                dict(id=segment['id'], category_id=segment['category_id'],
+                     iscrowd=segment.get('iscrowd', 0), area=segment['area'])
+                for segment in self._coco_api.imgToAnns[img_id]
+            ]
+        else:
+            # As upstream: a thing class's segment that the data set does
+            # not mark as a thing instance is a crowd region.
+            segments_info = [
+                dict(id=segment['id'], category_id=segment['category'],
+                     iscrowd=int(
+                         categories[segment['category']]['isthing'] == 1
+                         and not segment['is_thing']))
+                for segment in data_sample['segments_info']
+            ]
+        gt_annotation = dict(image_id=img_id, file_name=segm_file,
+                             segments_info=segments_info)
+        image = dict(id=img_id, file_name=segm_file,
+                     height=data_sample['ori_shape'][0],
+                     width=data_sample['ori_shape'][1])
+        return image, gt_annotation, pred_annotation
+
+    def _hotcoco_match(self, pending: Sequence[_PendingImage]) -> None:
+        """Per-class TP / FP / FN / IoU of the ``pending`` images from one
+        hotcoco ``PanopticEval``, as the :class:`PQStat` upstream would
+        return, stored in the first image's entry of ``results`` (the
+        others keep their empty one)."""
+        images = [item.image for item in pending]
         category_list = [
             dict(id=cat_id, name=category['name'],
                  isthing=category['isthing'])
-            for cat_id, category in categories.items()
+            for cat_id, category in self._label_categories().items()
         ]
         evaluation = self._hotcoco.panoptic.PanopticEval(
-            dict(images=images, annotations=gt_annotations,
+            dict(images=images,
+                 annotations=[item.gt_annotation for item in pending],
                  categories=category_list),
-            dict(images=images, annotations=pred_annotations,
+            dict(images=images,
+                 annotations=[item.pred_annotation for item in pending],
                  categories=category_list),
             gt_folder=self.seg_prefix,
             pred_folder=self.seg_out_dir)
@@ -313,12 +439,26 @@ class GZSLPanopticMetric(CocoPanopticMetric):
             entry.tp += counts['tp']
             entry.fp += counts['fp']
             entry.fn += counts['fn']
-        return pq_stat
+        self.results[pending[0].slot] = pq_stat
 
     def _label_categories(self) -> dict:
         """Panopticapi categories keyed as the PQ statistics are, in the
         order of ``dataset_meta['classes']``."""
         class_names = self.dataset_meta['classes']
+        # Called a few times per batch: cached for the same classes and
+        # annotation file.
+        key = (tuple(class_names),
+               tuple(self.dataset_meta.get('thing_classes', ())),
+               id(self._coco_api))
+        cached = getattr(self, '_categories_cache', None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        categories = self._categories_of(class_names)
+        self._categories_cache = (key, categories)
+        return categories
+
+    def _categories_of(self, class_names: Sequence[str]) -> dict:
+        """:meth:`_label_categories`, not cached."""
         if self._coco_api is None:
             thing_classes = set(self.dataset_meta.get('thing_classes', ()))
             return {
@@ -335,7 +475,9 @@ class GZSLPanopticMetric(CocoPanopticMetric):
         """Sum the PQ statistics and summarise them per group.
 
         Args:
-            results (list): :class:`PQStat` of each processed batch.
+            results (list): :class:`PQStat` of each processed image (with
+                hotcoco: of the first image of each call, empty for the
+                others).
 
         Returns:
             dict[str, float]: Flat metric keys (see the class docstring).

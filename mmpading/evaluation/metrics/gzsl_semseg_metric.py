@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +28,10 @@ from .gzsl_utils import (
 
 # mmseg's PixelData holds the map in ``data``, mmdet's in ``sem_seg``.
 PIXEL_FIELDS = ('data', 'sem_seg')
+# hotcoco refuses labels at or above its number of classes; with at least
+# 256 every uint8 label is one (255 too, the usual VOID of a prediction), so
+# common maps need no pass before hotcoco's count.
+HOTCOCO_MIN_CLASSES = 256
 
 
 def _label_map(sample: dict, key: str, owner: str) -> torch.Tensor:
@@ -121,6 +126,11 @@ class GZSLSemSegMetric(IoUMetric):
             prefix=prefix)
         self.classwise = classwise
         self.classes_without_gt: dict[str, list[str]] = {}
+        # hotcoco: the rank's counts so far, those of its latest image, and
+        # the results entries of the images since the last evaluate.
+        self._hotcoco_total: Any = None
+        self._hotcoco_last: Any = None
+        self._hotcoco_slots: tuple[int, int] | None = None
 
     def class_groups(self) -> ClassGroups:
         """Seen / unseen class indices of the data set being evaluated."""
@@ -144,7 +154,8 @@ class GZSLSemSegMetric(IoUMetric):
         if self._hotcoco is None or self.format_only:
             super().process(data_batch, mmseg_samples)
             return
-        self.results.append(self._hotcoco_areas(mmseg_samples))
+        for sample in mmseg_samples:
+            self._hotcoco_count(sample)
         if self.output_dir is not None:
             # Upstream writes the predicted maps; with format_only it
             # skips its own (here redundant) pixel counts.
@@ -153,6 +164,12 @@ class GZSLSemSegMetric(IoUMetric):
                 super().process(data_batch, mmseg_samples)
             finally:
                 self.format_only = False
+
+    def _hotcoco_classes(self) -> int:
+        """hotcoco's number of classes: the data set's, one extra (for
+        labels outside them) and at least :data:`HOTCOCO_MIN_CLASSES`."""
+        return max(len(self.dataset_meta['classes']) + 1,
+                   HOTCOCO_MIN_CLASSES)
 
     def _labels_in_range(self, label: np.ndarray, pred: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray]:
@@ -165,29 +182,66 @@ class GZSLSemSegMetric(IoUMetric):
             label != self.ignore_index)
         return np.where(outside, num_classes, label), pred
 
-    def _hotcoco_areas(self, samples: Sequence[dict]
-                       ) -> tuple[torch.Tensor, ...]:
-        """mmseg's ``intersect_and_union`` summed over a batch, from
-        hotcoco's confusion matrix.
+    def _hotcoco_count(self, sample: dict) -> None:
+        """Count one image's pixels with hotcoco; append its entry to
+        ``results``.
 
         mmseg counts only labels in ``[0, num_classes)`` and drops
-        ``ignore_index`` ground truth; hotcoco refuses other labels, so
-        they go to one extra class here, which is then left out of the
-        counts as mmseg leaves them out of its histograms.
+        ``ignore_index`` ground truth; hotcoco counts every label below its
+        number of classes (:meth:`_hotcoco_classes`), and the areas leave
+        the ones outside the classes out, as mmseg's histograms do. A label
+        hotcoco refuses (negative or larger; it then counts nothing) is
+        moved to the extra class and the image counted again.
+
+        One entry per image, as mmseg's: the image's counts are kept in
+        their own ``SemanticEval`` until the next image is counted, then
+        merged into the rank's total, so the rank's last image is its own
+        entry (see :meth:`evaluate`); the other entries are None
+        placeholders until then.
         """
-        num_classes = len(self.dataset_meta['classes'])
         evaluation = self._hotcoco.semantic.SemanticEval(
-            num_classes + 1, ignore_index=self.ignore_index)
-        for sample in samples:
-            pred = sample['pred_sem_seg']['data'].cpu().numpy()
-            label = sample['gt_sem_seg']['data'].cpu().numpy()
-            try:
-                evaluation.update(label, pred)
-            except ValueError:
-                # A label outside the classes (hotcoco refuses it and
-                # counts nothing): retried with such labels in the extra
-                # class.
-                evaluation.update(*self._labels_in_range(label, pred))
+            self._hotcoco_classes(), ignore_index=self.ignore_index)
+        pred = sample['pred_sem_seg']['data'].cpu().numpy()
+        label = sample['gt_sem_seg']['data'].cpu().numpy()
+        try:
+            evaluation.update(label, pred)
+        except ValueError:
+            evaluation.update(*self._labels_in_range(label, pred))
+        if self._hotcoco_last is not None:
+            if self._hotcoco_total is None:
+                self._hotcoco_total = self._hotcoco_last
+            else:
+                self._hotcoco_total.merge(self._hotcoco_last)
+        self._hotcoco_last = evaluation
+        slot = len(self.results)
+        first = slot if self._hotcoco_slots is None else self._hotcoco_slots[0]
+        self._hotcoco_slots = (first, slot)
+        self.results.append(None)
+
+    def evaluate(self, size: int) -> dict:
+        """Put hotcoco's counts into ``results``, then evaluate as mmengine
+        does (collect the ranks' results, compute the metrics).
+
+        Run on every rank. The rank's total goes into the entry of its
+        first image, its last image into its own entry: mmengine's
+        ``collect_results`` drops the last entries of the ranks with a
+        padded (repeated) sample, and so drops the same images as with the
+        reference's one entry per image.
+        """
+        if self._hotcoco is not None and self._hotcoco_last is not None:
+            first, last = self._hotcoco_slots
+            if self._hotcoco_total is not None:
+                self.results[first] = self._hotcoco_areas(
+                    self._hotcoco_total)
+            self.results[last] = self._hotcoco_areas(self._hotcoco_last)
+            self._hotcoco_total = self._hotcoco_last = None
+            self._hotcoco_slots = None
+        return super().evaluate(size)
+
+    def _hotcoco_areas(self, evaluation: Any) -> tuple[torch.Tensor, ...]:
+        """mmseg's ``(intersect, union, pred_area, label_area)`` from a
+        hotcoco ``SemanticEval``'s confusion matrix."""
+        num_classes = len(self.dataset_meta['classes'])
         # Rows: ground truth, columns: prediction.
         confusion = torch.from_numpy(
             evaluation.confusion().astype(np.float64))
@@ -202,7 +256,9 @@ class GZSLSemSegMetric(IoUMetric):
 
         Args:
             results (list): ``(intersect, union, pred_area, label_area)`` per
-                image, from mmseg's ``intersect_and_union``.
+                image, from mmseg's ``intersect_and_union`` (with hotcoco:
+                of the ranks' totals and last images, None for the
+                others).
 
         Returns:
             dict[str, float]: Flat metric keys (see the class docstring).
@@ -214,6 +270,8 @@ class GZSLSemSegMetric(IoUMetric):
 
         # Summed in float64: float32 pixel counts lose precision on large
         # data sets.
+        # hotcoco's placeholders (see _hotcoco_count) hold nothing.
+        results = [areas for areas in results if areas is not None]
         intersect, union, pred_area, label_area = (
             sum(area.double() for area in areas) for areas in zip(*results))
         scores = self.total_area_to_metrics(intersect, union, pred_area,

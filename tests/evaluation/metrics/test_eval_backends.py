@@ -8,18 +8,23 @@ tied scores), small enough to run in seconds.
 import copy
 import json
 import math
+import os.path as osp
+import pickle
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from mmpading.evaluation import (
     GZSLInstanceMetric,
     GZSLPanopticMetric,
     GZSLSemSegMetric,
 )
+from mmpading.evaluation.metrics import gzsl_panoptic_metric
 
 from _helpers import load_tool_module
 
@@ -240,3 +245,151 @@ def test_bad_eval_backend_arguments(data):
                            seg_prefix=data.panoptic_dir,
                            backend_args=dict(backend='petrel'),
                            eval_backend='hotcoco')
+
+
+def test_segment_index_map_is_numpy_unique():
+    rng = np.random.default_rng(1)
+    few = rng.integers(0, 5, (30, 40)) * 1000 + 7
+    many = rng.integers(0, 10**6, (20, 50))  # over 256 values
+    for pan in (few, many, np.full((3, 4), 133)):
+        ids, index = gzsl_panoptic_metric.segment_index_map(pan)
+        expected, inverse = np.unique(pan, return_inverse=True)
+        assert np.array_equal(ids, expected)
+        assert np.array_equal(index, inverse.reshape(pan.shape))
+        assert index.dtype == (np.uint8 if len(ids) <= 256 else np.int64)
+
+
+def test_palette_png_decodes_to_the_colours(tmp_path):
+    rng = np.random.default_rng(2)
+    colours = rng.integers(0, 256, (256, 3)).astype(np.uint8)
+    index = rng.integers(0, 256, (17, 23)).astype(np.uint8)
+    index[5:] = 3  # runs, as in a segment map
+    png = gzsl_panoptic_metric.encode_palette_png(index, colours)
+    bgr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert np.array_equal(bgr[..., ::-1], colours[index])
+
+
+def panoptic_keys(data, backend, image_ids, batch_size=1, size=None,
+                  **kwargs):
+    metric = bench.build_metric(data, backend, 'panoptic')
+    if kwargs:
+        fresh = GZSLPanopticMetric(
+            unseen_classes=metric.seen_unseen.unseen_classes,
+            ann_file=data.panoptic_json, seg_prefix=data.panoptic_dir,
+            classwise=True, eval_backend=backend, **kwargs)
+        fresh.dataset_meta = metric.dataset_meta
+        metric = fresh
+    for start in range(0, len(image_ids), batch_size):
+        metric.process({}, bench.load_batch(
+            data, image_ids[start:start + batch_size])['panoptic'])
+    return metric, metric.evaluate(size or len(image_ids))
+
+
+@pytest.mark.parametrize('batch_size', [1, 4])
+def test_hotcoco_panoptic_chunks_and_padding(data, monkeypatch, batch_size):
+    # Chunks of 3 images, and an evaluate(size) that drops the last entry
+    # (one per image) as mmengine's collect_results drops a padded
+    # sample's: the same images count with both backends.
+    monkeypatch.setattr(gzsl_panoptic_metric, 'HOTCOCO_CHUNK_IMAGES', 3)
+    image_ids = list(range(1, data.spec.num_images + 1))
+    size = len(image_ids) - 1
+    _, reference = panoptic_keys(data, 'reference', image_ids, batch_size,
+                                 size=size)
+    metric, hotcoco = panoptic_keys(data, 'hotcoco', image_ids, batch_size,
+                                    size=size)
+    assert len(metric.results) == 0  # cleared by evaluate
+    assert_same_keys(reference, hotcoco)
+    _, all_images = panoptic_keys(data, 'reference', image_ids, batch_size)
+    assert all_images != reference  # the dropped image mattered
+    # State is reset: a second evaluation sees only its own images.
+    metric.process({}, bench.load_batch(data, [1, 2])['panoptic'])
+    _, again = panoptic_keys(data, 'reference', [1, 2], batch_size=2)
+    assert_same_keys(again, metric.evaluate(2))
+
+
+def test_hotcoco_panoptic_results_are_small_and_picklable(data):
+    metric = bench.build_metric(data, 'hotcoco', 'panoptic')
+    for image_id in range(1, 9):
+        metric.process({}, bench.load_batch(data, [image_id])['panoptic'])
+    # What evaluate does before collect_results.
+    metric._hotcoco_match(metric._hotcoco_pending)
+    assert len(metric.results) == 8
+    assert len(pickle.dumps(metric.results)) < 50_000
+
+
+def test_hotcoco_panoptic_rgb_pngs_with_outfile_prefix(data, tmp_path):
+    image_ids = list(range(1, 9))
+    _, reference = panoptic_keys(data, 'reference', image_ids)
+    metric, hotcoco = panoptic_keys(
+        data, 'hotcoco', image_ids, outfile_prefix=str(tmp_path / 'res'))
+    assert_same_keys(reference, hotcoco)
+    # Kept PNGs are RGB, as upstream's (panopticapi reads no palette).
+    png = next((tmp_path / 'res.panoptic').glob('*.png'))
+    assert cv2.imread(str(png), cv2.IMREAD_UNCHANGED).shape[-1] == 3
+
+
+def test_hotcoco_panoptic_repeated_file_names(data):
+    # The same image twice in a chunk: its PNG is matched before it is
+    # written again.
+    image_ids = [1, 2, 1, 3, 2]
+    _, reference = panoptic_keys(data, 'reference', image_ids)
+    _, hotcoco = panoptic_keys(data, 'hotcoco', image_ids)
+    assert_same_keys(reference, hotcoco)
+
+
+def test_hotcoco_panoptic_over_256_segments(data, tmp_path):
+    # A map of more than 256 segments is written as an RGB PNG.
+    samples = {}
+    for backend in ('reference', 'hotcoco'):
+        batch = bench.load_batch(data, [1, 2])['panoptic']
+        pan = batch[0]['pred_panoptic_seg']['sem_seg']
+        height, width = pan.shape[-2:]
+        pixels = torch.arange(height * width).reshape(height, width)
+        # Thing 0 (person), 300 instances in runs of pixels.
+        pan[0] = (pixels * 300 // (height * width) + 1) * 1000
+        samples[backend] = batch
+    results = {}
+    for backend, batch in samples.items():
+        metric = bench.build_metric(data, backend, 'panoptic')
+        metric.process({}, batch)
+        if backend == 'hotcoco':
+            modes = [Image.open(osp.join(metric.seg_out_dir, name)).mode
+                     for name in ('000000000001.png', '000000000002.png')]
+            assert modes == ['RGB', 'P']
+        results[backend] = metric.evaluate(2)
+    assert_same_keys(results['reference'], results['hotcoco'])
+
+
+def semseg_keys(backend, samples, size, num_classes=4):
+    metric = GZSLSemSegMetric(unseen_classes=['c2'], classwise=True,
+                              eval_backend=backend)
+    metric.dataset_meta = dict(classes=tuple(
+        f'c{i}' for i in range(num_classes)))
+    for sample in samples:
+        metric.process({}, [copy.deepcopy(sample)])
+    return metric, metric.evaluate(size)
+
+
+@pytest.mark.parametrize('num_classes', [4, 300])
+def test_hotcoco_semantic_padding_and_many_classes(num_classes):
+    rng = np.random.default_rng(4)
+    samples = []
+    for index in range(5):
+        gt = rng.integers(0, num_classes, (1, 12, 16))
+        pred = rng.integers(0, num_classes, (1, 12, 16))
+        gt[0, :2] = 255
+        pred[0, 3] = [255, 256, 299, 300, -1, 1000, 5, 9] * 2
+        if index == 4:
+            gt[0, 5:] = 3  # the dropped image changes the scores
+        samples.append(dict(pred_sem_seg=dict(data=torch.from_numpy(pred)),
+                            gt_sem_seg=dict(data=torch.from_numpy(gt))))
+    _, reference = semseg_keys('reference', samples, 4, num_classes)
+    metric, hotcoco = semseg_keys('hotcoco', samples, 4, num_classes)
+    assert_same_keys(reference, hotcoco)
+    _, all_images = semseg_keys('reference', samples, 5, num_classes)
+    assert all_images != reference
+    # State is reset after evaluate; entries are small.
+    for sample in samples[:2]:
+        metric.process({}, [copy.deepcopy(sample)])
+    _, again = semseg_keys('reference', samples[:2], 2, num_classes)
+    assert_same_keys(again, metric.evaluate(2))
