@@ -257,7 +257,8 @@ class GZSLPanopticMetric(CocoPanopticMetric):
         Unlike upstream, the statistics are also computed per batch when
         ``outfile_prefix`` is set (the predicted PNGs are then kept in
         ``{outfile_prefix}.panoptic``); only ``format_only`` defers to the
-        upstream JSON path.
+        upstream JSON path. With hotcoco the matching of the batch's PNGs
+        waits for more images (see :meth:`_compute_batch_pq_stats`).
         """
         # A wrong split or annotation file fails on the first batch, not
         # after the whole set.
