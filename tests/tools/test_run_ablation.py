@@ -430,12 +430,21 @@ def test_the_trade_off_over_seeds_joins_its_section(ablation, tmp_path):
                          'p_value': 0.01, 'wins': 2, 'n': 2}],
         'dev': {'PADing': {'hm_at_0': ci, 'hm_at_choice': dict(ci, mean=41),
                            'mean_diff': 1.0, 'half_width': 0.5,
-                           'p_value': 0.2}}}))
+                           'p_value': 0.2},
+                'GMMN': {'hm_at_0': dict(ci, mean=10),
+                         'hm_at_choice': dict(ci, mean=30),
+                         'mean_diff': 20.0, 'half_width': 5.0,
+                         'p_value': 0.01,
+                         'leader_at_0_minus_this': {
+                             'leader': 'PADing', 'mean_diff': 10.0,
+                             'half_width': 3.0, 'p_value': 0.02}}}}))
     text = ablation.write_report(results, {}, args, None, None)
     section = text.split('## Seen / unseen trade-off')[1].split('\n## ')[0]
     assert 'Over seeds 0, 1 ([abl_tradeoff_seeds.md]' in section
     assert '| GMMN | 0.100 ± 0.020 | — |' in section
     assert ('| PADing | 0.300 ± 0.020 | +0.200 ± 0.050, p = 0.01 '
             '(2 of 2 seeds higher) |') in section
-    assert '| PADing | 40.0 ± 2.0 | 41.0 ± 2.0 | +1.0 ± 0.5, p = 0.2 |' in \
-        section
+    assert '| PADing | 40.0 ± 2.0 | 41.0 ± 2.0 | +1.0 ± 0.5, p = 0.2 | — |' \
+        in section
+    assert ('| GMMN | 10.0 ± 2.0 | 30.0 ± 2.0 | +20.0 ± 5.0, p = 0.01 | '
+            'PADing: +10.0 ± 3.0, p = 0.02 |') in section

@@ -133,6 +133,12 @@ def test_seeds_give_means_paired_tests_and_a_held_out_choice(
                   for s, g in dev['gamma_per_seed'].items()]
         assert dev['hm_at_choice']['mean'] == pytest.approx(
             sum(chosen) / 2)
+    # The best model at gamma = 0 against the other one calibrated.
+    gaps = [raw['dev'][label].get('leader_at_0_minus_this')
+            for label in ('A', 'B')]
+    assert sum(gap is None for gap in gaps) == 1
+    gap = next(gap for gap in gaps if gap is not None)
+    assert gap['n'] == 2 and gap['leader'] in ('A', 'B')
     # The same checkpoints under two labels: a paired difference of 0.
     pq = [row for row in raw['comparisons'] if row['metric'] == 'PQ']
     assert len(pq) == 1 and pq[0]['mean_diff'] == 0 and pq[0]['n'] == 2

@@ -653,16 +653,21 @@ def tradeoff_seeds_section(stem: str) -> list[str]:
             '', 'γ chosen per model and seed on a held-out toy draw (best '
             'HM-PQ there), and this validation set at that γ, against '
             'γ = 0 (paired by seed):', '',
-            '| model | HM-PQ at γ = 0 | at the chosen γ | Δ, p |',
-            '|---|---|---|---|']
+            '| model | HM-PQ at γ = 0 | at the chosen γ | Δ, p | the best '
+            'model at γ = 0 minus this one at its γ |',
+            '|---|---|---|---|---|']
         for label, row in raw['dev'].items():
+            gap = row.get('leader_at_0_minus_this')
+            gap_text = '—' if gap is None else (
+                f'{gap["leader"]}: {gap["mean_diff"]:+.1f} ± '
+                f'{gap["half_width"]:.1f}, p = {gap["p_value"]:.2g}')
             lines.append(
                 f'| {label} | {row["hm_at_0"]["mean"]:.1f} ± '
                 f'{row["hm_at_0"]["half_width"]:.1f} | '
                 f'{row["hm_at_choice"]["mean"]:.1f} ± '
                 f'{row["hm_at_choice"]["half_width"]:.1f} | '
                 f'{row["mean_diff"]:+.1f} ± {row["half_width"]:.1f}, '
-                f'p = {row["p_value"]:.2g} |')
+                f'p = {row["p_value"]:.2g} | {gap_text} |')
     return lines + ['']
 
 

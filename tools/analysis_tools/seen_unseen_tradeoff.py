@@ -119,6 +119,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.dev_data_root is not None and args.seeds is None:
         parser.error('--dev-data-root needs --seeds (the choice of γ is '
                      'compared with γ = 0 over the seeds)')
+    if args.dev_data_root is not None and 0 not in args.gammas:
+        parser.error('--dev-data-root: --gammas must hold 0 (the choice is '
+                     'compared with the uncalibrated model)')
     if len(set(args.gammas)) < 2:
         parser.error('--gammas: a curve needs at least two values')
     if not osp.isfile(osp.join(args.data_root, 'split.json')):
@@ -323,9 +326,11 @@ def seed_comparisons(by_seed: dict, labels: Sequence[str]) -> list[dict]:
 def dev_choice(results: dict, dev_results: dict, labels: Sequence[str],
                seeds: Sequence[int]) -> dict:
     """Per model: γ chosen on the held-out draw (best HM-PQ there) for each
-    seed, and the reported set's HM-PQ at that γ against γ = 0."""
+    seed, the reported set's HM-PQ at that γ against γ = 0, and the model
+    best at γ = 0 (mean HM-PQ) against this one at its chosen γ: whether
+    calibration closes the gap to it."""
     prefix = dict(CURVES)['PQ']
-    out = {}
+    out, at_zero_of = {}, {}
     for label in labels:
         chosen, at_choice, at_zero = {}, {}, {}
         for seed in seeds:
@@ -335,13 +340,26 @@ def dev_choice(results: dict, dev_results: dict, labels: Sequence[str],
             chosen[seed] = best.gamma
             at_choice[seed] = results[name][best.gamma][f'{prefix}_hm']
             at_zero[seed] = results[name][0.0][f'{prefix}_hm']
+        at_zero_of[label] = at_zero
         test = paired_comparison(at_choice, at_zero)
         out[label] = dict(
             gamma_per_seed={str(s): g for s, g in chosen.items()},
             hm_at_choice=MeanCI.of(list(at_choice.values())).__dict__,
             hm_at_0=MeanCI.of(list(at_zero.values())).__dict__,
             mean_diff=test.mean_diff, half_width=test.half_width,
-            p_value=test.p_value, wins=test.wins, n=test.n)
+            p_value=test.p_value, wins=test.wins, n=test.n,
+            at_choice_per_seed={str(s): v for s, v in at_choice.items()})
+    leader = max(labels, key=lambda label: out[label]['hm_at_0']['mean'])
+    for label in labels:
+        if label == leader:
+            continue
+        gap = paired_comparison(
+            at_zero_of[leader],
+            {int(s): v for s, v in out[label]['at_choice_per_seed'].items()})
+        out[label]['leader_at_0_minus_this'] = dict(
+            leader=leader, mean_diff=gap.mean_diff,
+            half_width=gap.half_width, p_value=gap.p_value, wins=gap.wins,
+            n=gap.n)
     return out
 
 
@@ -358,6 +376,17 @@ def mean_curves(results: dict, labels: Sequence[str],
             for gamma in runs[0]
         }
     return curves
+
+
+def leader_gap(row: dict) -> str:
+    """The dev table's last cell: the best model at γ = 0 against this
+    one calibrated."""
+    gap = row.get('leader_at_0_minus_this')
+    if gap is None:
+        return '— (the best at γ = 0)'
+    return (f'{gap["leader"]}: {gap["mean_diff"]:+.1f} ± '
+            f'{gap["half_width"]:.1f} (p = {gap["p_value"]:.2g}, '
+            f'{gap["wins"]} of {gap["n"]} seeds)')
 
 
 def seed_report(by_seed: dict, comparisons: list[dict], dev: dict | None,
@@ -393,7 +422,8 @@ def seed_report(by_seed: dict, comparisons: list[dict], dev: dict | None,
             'HM-PQ there, per model and seed) and the reported set at that '
             'γ, against γ = 0 (paired by seed):', '',
             '| model | γ per seed | HM-PQ at γ = 0 | HM-PQ at the chosen γ | '
-            'Δ | p |', '|---|---|---|---|---|---|']
+            'Δ | p | the best model at γ = 0 minus this one at its γ (p) |',
+            '|---|---|---|---|---|---|---|']
         for label, row in dev.items():
             chosen = ', '.join(
                 f'{g:g}' for g in row['gamma_per_seed'].values())
@@ -404,7 +434,7 @@ def seed_report(by_seed: dict, comparisons: list[dict], dev: dict | None,
                 f'{row["hm_at_choice"]["mean"]:.1f} ± '
                 f'{row["hm_at_choice"]["half_width"]:.1f} | '
                 f'{row["mean_diff"]:+.1f} ± {row["half_width"]:.1f} | '
-                f'{row["p_value"]:.2g} |')
+                f'{row["p_value"]:.2g} | {leader_gap(row)} |')
     gammas = ', '.join(f'{g:g}' for g in args.gammas)
     lines += ['', f'Calibrations: γ = {gammas}. The figure shows each '
               "model's curve averaged over the seeds (at each γ); AUSUC is "
