@@ -207,11 +207,14 @@ def provide_clip_checkpoint(request, workspace: Path) -> None:
 
 def provide_trained_checkpoints(request, workspace: Path) -> None:
     """Every ``work_dirs/...pth`` the block names: a 2-iteration stage-1
-    checkpoint of the tiny toy set."""
+    checkpoint of the tiny toy set; a ``{seed}`` pattern (``--seeds``)
+    stands for seeds 0-9."""
     snippet: Snippet = request.node.callspec.params['snippet']
     checkpoint = request.getfixturevalue('stage1_checkpoint')
-    for name in sorted(set(re.findall(r'work_dirs/\S+?\.pth',
-                                      snippet.text))):
+    named = set(re.findall(r'work_dirs/\S+?\.pth', snippet.text))
+    named = {name.format(seed=seed) if '{seed}' in name else name
+             for name in named for seed in range(10)}
+    for name in sorted(named):
         (workspace / name).parent.mkdir(parents=True, exist_ok=True)
         if not (workspace / name).exists():
             (workspace / name).symlink_to(checkpoint)

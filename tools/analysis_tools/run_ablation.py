@@ -623,7 +623,7 @@ def tradeoff_section(args: argparse.Namespace) -> list[str]:
 def tradeoff_seeds_section(stem: str) -> list[str]:
     """The trade-off over seeds (``seen_unseen_tradeoff.py --seeds``),
     when ``<stem>.json`` exists: AUSUC-PQ with its CI, the paired tests,
-    and γ chosen on a held-out draw."""
+    and γ chosen on a held-out draw (the command is in ``<stem>.md``)."""
     if not osp.isfile(stem + '.json'):
         return []
     with open(stem + '.json') as f:

@@ -460,9 +460,11 @@ def write_seed_report(results: dict, dev_results: dict, summary: dict,
     command = ('python tools/analysis_tools/seen_unseen_tradeoff.py '
                + shlex.join(argv))
     with open(stem + '.md', 'w') as f:
-        # A text block: its {seed} checkpoints are not files the docs'
-        # snippet test could stand in for.
-        f.write(f'# Seen / unseen trade-off over seeds\n\n```text\n'
+        # What the docs' snippet test gives the command block.
+        marker = ('<!-- snippet: needs=default_toy,trained_checkpoints'
+                  + (',feature_cache' if args.feature_cache else '')
+                  + ' -->\n') if args.data_root == 'data/toy' else ''
+        f.write(f'# Seen / unseen trade-off over seeds\n\n{marker}```bash\n'
                 f'{command}\n```\n\n![trade-off]({osp.basename(stem)}.png)'
                 f'\n\n{text}\n')
     with open(stem + '.json', 'w') as f:
