@@ -35,6 +35,29 @@ from .gzsl_utils import (
 IOU_TYPES = ('segm', 'bbox')
 
 
+def _masks_as_leaf(masks: Sequence[dict]) -> np.ndarray:
+    """One image's RLE masks as a 1-D object array of the same dicts.
+
+    mmengine's ``BaseMetric.evaluate`` walks every list and dict of the
+    collected results (``_to_cpu``) looking for tensors; a list of 100 RLE
+    dicts per image made that walk most of the hotcoco path's time. An
+    array is a leaf of the walk, pickles the same dicts for
+    ``collect_results`` across ranks, and indexes and iterates as the list
+    did (``results2json``, ``list.extend`` before hotcoco's ``load_res``).
+
+    Args:
+        masks (Sequence[dict]): RLE dicts (``size``, ``counts``).
+
+    Returns:
+        np.ndarray: Object array of shape ``(len(masks),)`` holding them.
+    """
+    leaf = np.empty(len(masks), dtype=object)
+    # Element-wise, so that numpy never tries to read a dict as a sequence.
+    for index, mask in enumerate(masks):
+        leaf[index] = mask
+    return leaf
+
+
 @METRICS.register_module()
 class GZSLInstanceMetric(CocoMetric):
     """mAP and recall of the generalized zero-shot instance protocol (ZSI /
@@ -164,7 +187,13 @@ class GZSLInstanceMetric(CocoMetric):
                         'pred_instances.masks, which the predictions of '
                         f"image {data_sample.get('img_id')} lack; evaluate "
                         "boxes only with metric='bbox'.")
+        first = len(self.results)
         super().process(data_batch, data_samples)
+        if self._hotcoco is not None:
+            # The reference path keeps upstream's lists untouched.
+            for _, result in self.results[first:]:
+                if 'masks' in result:
+                    result['masks'] = _masks_as_leaf(result['masks'])
 
     def _evaluate(self, coco_gt: COCO, result_file: str, iou_type: str,
                   img_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:

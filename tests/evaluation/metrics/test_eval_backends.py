@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from mmengine.evaluator.metric import _to_cpu
 from PIL import Image
 
 from mmpading.evaluation import (
@@ -217,6 +218,35 @@ def test_instance_result_files_are_written_with_outfile_prefix(data,
     metric.evaluate(2)
     assert json.loads((tmp_path / 'res.segm.json').read_text())
     assert json.loads((tmp_path / 'res.bbox.json').read_text())
+
+
+def test_hotcoco_instance_results_of_two_ranks(data):
+    # Each image's masks are one object array (a leaf of mmengine's
+    # _to_cpu walk); two ranks' results, pickled as collect_results does
+    # and walked by _to_cpu, give the keys of the reference on all images.
+    image_ids = list(range(1, data.spec.num_images + 1))
+    ranks = [bench.build_metric(data, 'hotcoco', 'instance')
+             for _ in range(2)]
+    half = len(image_ids) // 2
+    for metric, ids in zip(ranks, (image_ids[:half], image_ids[half:])):
+        for image_id in ids:
+            metric.process({}, bench.load_batch(data, [image_id])['instance'])
+    for _, result in ranks[0].results + ranks[1].results:
+        stored = result['masks']
+        assert isinstance(stored, np.ndarray) and stored.dtype == object
+        assert stored.shape == (len(result['labels']), )
+        assert all(isinstance(mask, dict) for mask in stored)
+    collected = _to_cpu(pickle.loads(pickle.dumps(
+        ranks[0].results + ranks[1].results)))
+    hotcoco = ranks[0].compute_metrics(collected)
+    hotcoco = {f'{ranks[0].prefix}/{k}': v for k, v in hotcoco.items()}
+    _, reference = evaluate(data, 'instance', 'reference')
+    assert_same_keys(reference, hotcoco)
+    # The reference path stores upstream's lists.
+    metric = bench.build_metric(data, 'reference', 'instance')
+    metric.process({}, bench.load_batch(data, image_ids)['instance'])
+    assert all(isinstance(result['masks'], list)
+               for _, result in metric.results)
 
 
 @pytest.mark.parametrize('metric_type', [
